@@ -1,4 +1,5 @@
-"""Command line: `harness run | list | validate | pretrain`. Flags map 1:1 onto RunConfig / PretrainConfig fields."""
+"""Command line: `harness run | list | validate | finetune | pretrain`. Flags map 1:1 onto RunConfig,
+FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from harness.config import DEFAULT_TASKS, PretrainConfig, RunConfig, parse_ints, parse_settings
+from harness.config import DEFAULT_TASKS, FinetuneConfig, PretrainConfig, RunConfig, parse_ints, parse_settings
 from harness.errors import HarnessError
 
 
@@ -19,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="evaluate a model on tasks in ZS / 1S / FS settings and write a run folder")
     run.add_argument("--model", default=defaults.model, help="registry name, model folder, .gguf file or hub id (default: %(default)s)")
     run.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task or suite names, or .toml paths (default: %(default)s)")
-    run.add_argument("--settings", default="zs,1s,fs", help="comma-separated: zs, 1s, fs (default: %(default)s)")
+    run.add_argument("--settings", default="zs,1s,fs",
+                     help="comma-separated: zs, 1s, fs, ft (ft fine-tunes on each task's train split first; default: %(default)s)")
     run.add_argument("--shots", default="5", help="k for the FS setting, comma-separated for a sweep (default: %(default)s)")
     run.add_argument("--seeds", type=int, default=defaults.seeds, help="demonstration draws per 1S/FS setting (default: %(default)s)")
     run.add_argument("--limit", type=int, default=defaults.limit, help="first N examples per task; 0 = all (default: %(default)s)")
@@ -30,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
+    add_fields(run.add_argument_group("FT setting (fine-tuned checkpoints are kept in <output-dir>/.finetune)"),
+               FinetuneConfig, prefix="ft-")
 
     listing = sub.add_parser("list", help="show every task file: kind, splits, metrics, where its data is")
     listing.add_argument("--data-dir", type=Path, default=None)
@@ -38,8 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path)
     validate.add_argument("--data-dir", type=Path, default=None)
 
+    add_finetune_parser(sub)
     add_pretrain_parser(sub)
     return parser
+
+
+def add_fields(parser, config_class, prefix: str = "", skip: int = 0) -> None:
+    """One flag per dataclass field from the `skip`-th on: --<prefix><name-with-dashes>, typed by its default."""
+    for f in dataclasses.fields(config_class)[skip:]:
+        flag, help = "--" + prefix + f.name.replace("_", "-"), f.metadata["help"].replace("%", "%%")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, dest=prefix.replace("-", "_") + f.name, action="store_true", help=help)
+            continue
+        kind = type(f.default)  # int or float
+        parser.add_argument(flag, dest=prefix.replace("-", "_") + f.name, type=kind, default=f.default,
+                            metavar=kind.__name__.upper(), help=help + " (default: %(default)s)")
+
+
+def fields_from_args(config_class, args: argparse.Namespace, prefix: str = ""):
+    names = [f.name for f in dataclasses.fields(config_class)]
+    return config_class(**{name: getattr(args, prefix + name) for name in names})
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -56,6 +78,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         batch_tokens=args.batch_tokens,
         device=args.device,
         cache=args.cache,
+        finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
     )
 
 
@@ -131,17 +154,48 @@ def add_pretrain_parser(subparsers) -> None:
     """`harness pretrain`: one flag per PretrainConfig field (--n-layer for n_layer)."""
     parser = subparsers.add_parser("pretrain", help="train the reference decoder from scratch on text files (CPU)",
                                    description="Pretrain the reference decoder from scratch on plain-text files.")
-    corpus, out, *rest = dataclasses.fields(PretrainConfig)
+    corpus, out, *_ = dataclasses.fields(PretrainConfig)
     parser.add_argument("--corpus", type=Path, nargs="+", required=True, metavar="FILE", help=corpus.metadata["help"])
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help=out.metadata["help"])
-    for f in rest:
-        kind = type(f.default)  # int or float
-        parser.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
-                            metavar=kind.__name__.upper(), help=f.metadata["help"] + " (default: %(default)s)")
+    add_fields(parser, PretrainConfig, skip=2)
 
 
 def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
-    return PretrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)})
+    return fields_from_args(PretrainConfig, args)
+
+
+def add_finetune_parser(subparsers) -> None:
+    """`harness finetune`: the FT setting's training alone, one flag per FinetuneConfig field."""
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune a model on a task's train split (the FT setting) into a loadable folder",
+        description="Fine-tune on a task's train split with the zero-shot prompt format, loss on the answer tokens.")
+    parser.add_argument("--model", default=RunConfig().model, help="as for harness run (default: %(default)s)")
+    parser.add_argument("--task", required=True, help="task name or .toml path")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: as for harness run)")
+    add_fields(parser, FinetuneConfig)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from harness.data import load_task_data, resolve_data_dir
+    from harness.finetune import finetune, load_train
+    from harness.models import load_model, resolve
+    from harness.tasks import resolve_task
+
+    config = fields_from_args(FinetuneConfig, args)
+    resolve(args.model)
+    data_dir = resolve_data_dir(args.data_dir)
+    spec = resolve_task(args.task, data_dir=data_dir)
+    data = load_task_data(spec, data_dir)
+    train = load_train(spec, data_dir, data.eval, config.force)
+    lineage = finetune(load_model(args.model), spec, train, data.eval, config, args.out)
+    overlap = lineage["overlap"]
+    print(f"trained on {lineage['train']['used']} of {lineage['train']['available']} examples of {spec.name} "
+          f"{lineage['train']['split']} ({lineage['steps']} steps, {lineage['seconds']:.0f} s, final loss "
+          f"{lineage['final_loss']:.4f}); {overlap['found']} overlapping the eval split ({overlap['checked']}): "
+          f"{overlap['action'] if overlap['found'] else 'none'}")
+    print(f"wrote {args.out}/ (lineage.json); evaluate it with: harness run --model {lineage['model']} --tasks {spec.name} --settings zs")
+    return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
@@ -160,7 +214,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "pretrain": cmd_pretrain}
+    handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "finetune": cmd_finetune,
+                "pretrain": cmd_pretrain}
     try:
         return handlers[args.command](args)
     except HarnessError as e:

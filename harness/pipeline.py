@@ -6,10 +6,11 @@ model is loaded. Results are joined to prompts by request id, never by position.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from tqdm.auto import tqdm
 
 from harness.cache import ResultCache, payload
 from harness.config import DEFAULT_MODEL, RunConfig
-from harness.data import TaskData, load_task_data, resolve_data_dir
+from harness.data import Split, TaskData, load_task_data, resolve_data_dir
+from harness.errors import HarnessError
+from harness.finetune import NoTrainSplit, load_train
 from harness.metrics import METRICS, Outcome
 from harness.provenance import git_state
 from harness.prompts import build_prompt, check_pool, choices_of, fit_prompt, gold_of, target_of
@@ -32,6 +35,8 @@ class PreparedTask:
     data: TaskData
     examples: tuple[Example, ...]  # the evaluated slice of the eval split
     prompts: tuple[Prompt, ...]  # unfitted: every example x (setting, k, seed)
+    train: Split | None = None  # the FT setting's training data, when it was asked for and exists
+    unavailable: tuple[tuple[Setting, int, str], ...] = ()  # (setting, k, reason): shown as n/a, never a gap
 
 
 @dataclass
@@ -42,6 +47,7 @@ class RunOutput:
     model: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     git: dict[str, Any] = field(default_factory=dict)  # the checkout's state when the run started
+    finetune: dict[str, dict] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
 
 
 def prepare(config: RunConfig) -> list[PreparedTask]:
@@ -52,7 +58,18 @@ def prepare(config: RunConfig) -> list[PreparedTask]:
         spec = resolve_task(name, data_dir=data_dir)
         data = load_task_data(spec, data_dir)
         examples = data.eval.examples[: config.limit]
-        plans = _plans_for(spec, config)
+        plans, unavailable = config.prompt_plans(), []
+        if spec.kind is TaskKind.PERPLEXITY:
+            unavailable += [(s, k, "no demonstrations: perplexity over documents")
+                            for s, k in dict.fromkeys((s, k) for s, k, _ in plans if s in (Setting.OS, Setting.FS))]
+            plans = [(s, k, seed) for s, k, seed in plans if s not in (Setting.OS, Setting.FS)]
+        train = None
+        if any(s is Setting.FT for s, _, _ in plans):
+            try:
+                train = load_train(spec, data_dir, data.eval, config.finetune.force)
+            except NoTrainSplit as e:
+                unavailable.append((Setting.FT, 0, str(e)))
+                plans = [plan for plan in plans if plan[0] is not Setting.FT]
         same_split = data.demos is data.eval
         for _, k, _ in plans:
             check_pool(spec, data.demos.examples, same_split, k)
@@ -63,16 +80,8 @@ def prepare(config: RunConfig) -> list[PreparedTask]:
             alternatives(spec, ex)
             if spec.kind is not TaskKind.PERPLEXITY:
                 target_of(spec, ex)
-        prepared.append(PreparedTask(spec, data, examples, prompts))
+        prepared.append(PreparedTask(spec, data, examples, prompts, train, tuple(unavailable)))
     return prepared
-
-
-def _plans_for(spec: TaskSpec, config: RunConfig) -> list[tuple[Setting, int, int]]:
-    """Perplexity over documents has no demonstrations: it runs in the zero-shot setting only."""
-    plans = config.prompt_plans()
-    if spec.kind is TaskKind.PERPLEXITY:
-        return [(Setting.ZS, 0, 0)]
-    return plans
 
 
 def run(config: RunConfig, model=None) -> RunOutput:
@@ -89,23 +98,54 @@ def run(config: RunConfig, model=None) -> RunOutput:
         _say(f"loading model {config.model}")
         model = load_model(config.model, config.device, config.batch_tokens)
     tasks = [_fit(t, model) for t in tasks]
-    requests = [
-        r
-        for t in tasks
-        for p, ex in zip(t.prompts, _examples_per_prompt(t), strict=True)
-        for r in requests_for(t.spec, p, ex, _needs_unconditional(t.spec))
-    ]
-    cache = ResultCache(Path(config.output_dir) / ".cache" / "results.sqlite", model.fingerprint()) if config.cache else None
-    try:
-        results = _call_model(model, requests, cache)
-    finally:
-        if cache:
-            cache.close()
     out = RunOutput(tasks=tasks, model=model.describe(), git=git)
+    results = _results(model, [r for t in tasks for r in _requests(t, lambda s: s is not Setting.FT)], config)
+    for t in tasks:  # FT: the zero-shot prompts, scored by the model fine-tuned on the task
+        if t.train is not None:
+            tuned, out.finetune[t.spec.name] = _finetuned(model, t, config)
+            results |= _results(tuned, _requests(t, lambda s: s is Setting.FT), config)
+            del tuned
     for t in tasks:
         _score_task(t, results, out.model["name"], out)
     out.seconds = time.time() - started
     return out
+
+
+def _requests(t: PreparedTask, wanted) -> list:
+    """The requests of a task's prompts whose setting passes `wanted`."""
+    return [
+        r
+        for p, ex in zip(t.prompts, _examples_per_prompt(t), strict=True)
+        if wanted(p.setting)
+        for r in requests_for(t.spec, p, ex, _needs_unconditional(t.spec))
+    ]
+
+
+def _results(model, requests: list, config: RunConfig) -> dict[str, Any]:
+    """Results of `requests` by id, through the model's result cache when it is on."""
+    path = Path(config.output_dir) / ".cache" / "results.sqlite"
+    cache = ResultCache(path, model.fingerprint()) if config.cache and requests else None
+    try:
+        return _call_model(model, requests, cache)
+    finally:
+        if cache:
+            cache.close()
+
+
+def _finetuned(model, t: PreparedTask, config: RunConfig):
+    """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
+    <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
+    from harness.finetune import checkpoint_folder, finetune, identity
+    from harness.models import load_model
+
+    if not hasattr(model, "model"):
+        raise HarnessError(f"--settings ft: {type(model).__name__} has no trainable weights (needs a transformers "
+                           "or reference model)")
+    folder = checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,
+                               identity(model, t.spec, t.train, t.data.eval, config.finetune))
+    lineage = finetune(model, t.spec, t.train, t.data.eval, config.finetune, folder)
+    _say(f"FT {t.spec.name}: scoring {lineage['model']}")
+    return load_model(lineage["model"], config.device, config.batch_tokens), lineage | {"folder": str(folder)}
 
 
 def _examples_per_prompt(t: PreparedTask) -> list[Example]:
@@ -129,7 +169,7 @@ def _fit(t: PreparedTask, model) -> PreparedTask:
     for p, ex in zip(t.prompts, _examples_per_prompt(t), strict=True):
         longest = max((extra + cont for extra, cont in alternatives(t.spec, ex)), key=len, default="")
         fitted.append(fit_prompt(p, longest, model.count_tokens, budget) if p.demos else p)
-    return PreparedTask(t.spec, t.data, t.examples, tuple(fitted))
+    return replace(t, prompts=tuple(fitted))
 
 
 CHUNK = {RequestKind.LOGLIKELIHOOD: 64, RequestKind.ROLLING: 2, RequestKind.GENERATE: 8}  # requests per save, at most
@@ -208,13 +248,23 @@ def _score_task(t: PreparedTask, results: dict[str, Any], model_name: str, out: 
         if n_truncated:
             _say(f"{t.spec.name} {setting.label} k={k}: {n_truncated} of {len(samples)} inputs exceeded the model's "
                  f"context and were cut from the left (see 'truncated' in samples.jsonl)")
+        k_used = sum(p.k_used for p, _ in members) / len(members)
         for name, (_, value, stderr) in scored.items():
-            out.scores.append({
-                "model": model_name, "task": t.spec.name, "setting": setting.label, "k": k,
-                "k_used_mean": sum(p.k_used for p, _ in members) / len(members), "seed": seed, "metric": name,
-                "value": value, "stderr": stderr, "n": len(outcomes), "n_truncated": n_truncated,
-                "higher_is_better": METRICS[name].higher_is_better,
-            })
+            out.scores.append(_row(model_name, t.spec.name, setting, k, seed, name, value, stderr, len(outcomes),
+                                   k_used=k_used, n_truncated=n_truncated))
+    for setting, k, reason in t.unavailable:  # a row per metric, so every table shows n/a and why
+        for name in t.spec.metrics:
+            out.scores.append(_row(model_name, t.spec.name, setting, k, 0, name, math.nan, math.nan, 0, note=reason))
+
+
+def _row(model: str, task: str, setting: Setting, k: int, seed: int, metric: str, value: float, stderr: float,
+         n: int, k_used: float = math.nan, n_truncated: int = 0, note: str = "") -> dict[str, Any]:
+    """One row of the long table (results.COLUMNS); `note` says why a cell has no value."""
+    return {
+        "model": model, "task": task, "setting": setting.label, "k": k, "k_used_mean": k_used, "seed": seed,
+        "metric": metric, "value": value, "stderr": stderr, "n": n, "n_truncated": n_truncated,
+        "higher_is_better": METRICS[metric].higher_is_better, "note": note,
+    }
 
 
 def _per_example(row) -> float | list[float]:

@@ -132,16 +132,23 @@ def new_model(config: PretrainConfig, vocab_size: int):
 
 
 def new_optimizer(model, config: PretrainConfig):
-    """AdamW; weight decay on linear weights only (not on norms, biases or the tied embedding)."""
+    return adamw(model, config.lr, config.weight_decay, BETAS)
+
+
+def adamw(model, lr: float, weight_decay: float, betas: tuple[float, float]):
+    """AdamW; weight decay on linear weights only (not on norms, biases or a tied embedding: a tensor shared by
+    several modules counts where it first appears, the embedding in transformers models)."""
     import torch
     from torch import nn
 
-    decay, no_decay = [], []
+    decay, no_decay, seen = [], [], set()
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
-            (decay if isinstance(module, nn.Linear) and name == "weight" else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=BETAS)
+            if id(param) not in seen:
+                seen.add(id(param))
+                (decay if isinstance(module, nn.Linear) and name == "weight" else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)  # fused: ~4x faster steps on CPU
 
 
 def loss_of(model, x, y):

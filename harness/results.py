@@ -24,7 +24,7 @@ from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 
 COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
-           "n_truncated", "higher_is_better"]
+           "n_truncated", "higher_is_better", "note"]  # note: why a cell has no value (n/a), else empty
 
 
 def scores_frame(output: RunOutput, run: str) -> pd.DataFrame:
@@ -92,4 +92,5 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "versions": {"python": platform.python_version(), **package_versions()},
         "platform": platform.platform(),
         "git": output.git,
+        "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
     }

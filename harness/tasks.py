@@ -36,6 +36,7 @@ class DataSpec:
     eval_split: str
     demo_split: str | None  # falls back to eval_split (the example itself always excluded)
     files: dict[str, str] = field(default_factory=dict)  # split -> file name, default <split>.jsonl
+    train_split: str | None = None  # labelled examples for the FT setting; None: FT not available
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class TaskSpec:
 
 
 _TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt"}
-_DATA_KEYS = {"local", "hub", "hub_name", "eval_split", "demo_split", "files"}
+_DATA_KEYS = {"local", "hub", "hub_name", "eval_split", "demo_split", "train_split", "files"}
 _PROMPT_KEYS = set(PromptSpec.__dataclass_fields__)
 _REQUIRED = {
     TaskKind.MULTIPLE_CHOICE: ("query", "choices", "answer"),
@@ -143,6 +144,7 @@ def _data_spec(where: _Where, data: dict[str, Any]) -> DataSpec:
         eval_split=where.string(data, "eval_split", None, prefix="data."),
         demo_split=where.string(data, "demo_split", "", prefix="data.") or None,
         files=dict(files),
+        train_split=where.string(data, "train_split", "", prefix="data.") or None,
     )
     if not (spec.local or spec.hub):
         raise where.error("data", "needs `local` (a folder in the data dir) or `hub` (a dataset id)")

@@ -29,9 +29,12 @@ def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
     scores = pd.read_csv(folder / "scores.csv")
     assert list(scores.columns[:11]) == ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric",
                                          "value", "stderr", "n"]
-    assert len(scores) == 4 * 3 + 2 * 3 + 3  # toy_mc 4 metrics x 3 settings, cloze 2 x 3, docs 3 x ZS
+    assert len(scores) == 4 * 3 + 2 * 3 + 3 * 3  # toy_mc 4 metrics x 3 settings, cloze 2 x 3, docs 3 x 3
+    docs = scores[scores.task == "toy_docs"].set_index("setting")
+    assert docs.loc["1S", "note"].iloc[0] == "no demonstrations: perplexity over documents"
+    assert docs.loc[["1S", "FS"], "value"].isna().all() and (docs.loc[["1S", "FS"], "n"] == 0).all()
     assert set(scores[scores.task == "toy_mc"].setting) == {"ZS", "1S", "FS"}
-    assert (scores[scores.task != "toy_docs"].n == 5).all() and (scores[scores.task == "toy_docs"].n == 2).all()
+    assert (scores[scores.task != "toy_docs"].n == 5).all() and (docs.loc["ZS", "n"] == 2).all()
     fs = scores[(scores.task == "toy_mc") & (scores.setting == "FS")]
     assert (fs.k == 2).all() and (fs.k_used_mean == 2).all()
 
@@ -50,6 +53,7 @@ def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
     assert {"torch", "transformers", "datasets", "pandas"} <= set(manifest["versions"])
     report = (folder / "report.md").read_text()
     assert "| task | metric | n | ZS | 1S | FS(2) |" in report
+    assert "| toy_docs | bits_per_byte | 2 |" in report and "n/a (no demonstrations: perplexity over documents)" in report
     assert "wrote" in capsys.readouterr().out
 
 
@@ -72,7 +76,7 @@ def test_python_api_equals_cli_and_ignores_batch_size(task_env, tiny_gpt2_dir):
     for batch_tokens in (8, 100_000):
         api = harness.evaluate(str(tiny_gpt2_dir), tasks=tasks, settings=["zs", "fs"], shots=3, limit=6,
                                data_dir=task_env["data"], batch_tokens=batch_tokens)
-        assert api["value"].to_numpy() == pytest.approx(cli["value"].to_numpy(), rel=1e-6)
+        assert api["value"].to_numpy() == pytest.approx(cli["value"].to_numpy(), rel=1e-6, nan_ok=True)
 
 
 def test_samples_do_not_depend_on_limit(task_env, tiny_gpt2_dir):
@@ -232,6 +236,6 @@ def test_reference_backend_gives_the_same_task_results(task_env, tiny_gpt2_dir):
     assert run_cli(task_env, f"reference:{tiny_gpt2_dir}", *common, name="ref") == 0
     hf = pd.read_csv(task_env["root"] / "results" / "hf" / "scores.csv")
     ref = pd.read_csv(task_env["root"] / "results" / "ref" / "scores.csv")
-    assert ref["value"].to_numpy() == pytest.approx(hf["value"].to_numpy(), rel=1e-5)
+    assert ref["value"].to_numpy() == pytest.approx(hf["value"].to_numpy(), rel=1e-5, nan_ok=True)
     manifest = json.loads((task_env["root"] / "results" / "ref" / "run.json").read_text())
     assert manifest["model"]["backend"] == "reference" and manifest["model"]["model_type"] == "reference-gpt2"

@@ -135,7 +135,7 @@ def _results(model, requests: list, config: RunConfig) -> dict[str, Any]:
 def _finetuned(model, t: PreparedTask, config: RunConfig):
     """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
     <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
-    from harness.finetune import checkpoint_folder, finetune, identity
+    from harness.finetune import checkpoint_folder, finetune, identity, lineage_summary
     from harness.models import load_model
 
     if not hasattr(model, "model"):
@@ -144,7 +144,7 @@ def _finetuned(model, t: PreparedTask, config: RunConfig):
     folder = checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,
                                identity(model, t.spec, t.train, t.data.eval, config.finetune))
     lineage = finetune(model, t.spec, t.train, t.data.eval, config.finetune, folder)
-    _say(f"FT {t.spec.name}: scoring {lineage['model']}")
+    _say(f"FT {lineage_summary(t.spec.name, lineage)}; scoring {lineage['model']}")
     return load_model(lineage["model"], config.device, config.batch_tokens), lineage | {"folder": str(folder)}
 
 

@@ -59,11 +59,20 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
             for sample in output.samples:
                 f.write(json.dumps(sample, ensure_ascii=False) + "\n")
         (tmp / "run.json").write_text(json.dumps(manifest(output, config, folder.name), indent=2) + "\n")
-        (tmp / "report.md").write_text(markdown_report(frame, title=f"Run {folder.name}"))
+        (tmp / "report.md").write_text(markdown_report(frame, title=f"Run {folder.name}") + finetune_notes(output.finetune))
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return frame
+
+
+def finetune_notes(lineages: dict[str, dict]) -> str:
+    """Under the tables: how each FT checkpoint was trained (the full lineage is in run.json)."""
+    from harness.finetune import lineage_summary
+
+    if not lineages:
+        return ""
+    return "\n".join(["FT checkpoints (lineage in run.json):", ""] + [f"- {lineage_summary(t, x)}" for t, x in lineages.items()]) + "\n"
 
 
 def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:

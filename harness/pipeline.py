@@ -58,18 +58,7 @@ def prepare(config: RunConfig) -> list[PreparedTask]:
         spec = resolve_task(name, data_dir=data_dir)
         data = load_task_data(spec, data_dir)
         examples = data.eval.examples[: config.limit]
-        plans, unavailable = config.prompt_plans(), []
-        if spec.kind is TaskKind.PERPLEXITY:
-            unavailable += [(s, k, "no demonstrations: perplexity over documents")
-                            for s, k in dict.fromkeys((s, k) for s, k, _ in plans if s in (Setting.OS, Setting.FS))]
-            plans = [(s, k, seed) for s, k, seed in plans if s not in (Setting.OS, Setting.FS)]
-        train = None
-        if any(s is Setting.FT for s, _, _ in plans):
-            try:
-                train = load_train(spec, data_dir, data.eval, config.finetune.force)
-            except NoTrainSplit as e:
-                unavailable.append((Setting.FT, 0, str(e)))
-                plans = [plan for plan in plans if plan[0] is not Setting.FT]
+        plans, train, unavailable = _applicable(spec, data, data_dir, config)
         same_split = data.demos is data.eval
         for _, k, _ in plans:
             check_pool(spec, data.demos.examples, same_split, k)
@@ -82,6 +71,23 @@ def prepare(config: RunConfig) -> list[PreparedTask]:
                 target_of(spec, ex)
         prepared.append(PreparedTask(spec, data, examples, prompts, train, tuple(unavailable)))
     return prepared
+
+
+def _applicable(spec: TaskSpec, data: TaskData, data_dir: Path | None, config: RunConfig):
+    """(plans that apply to the task, its FT training split or None, (setting, k, reason) of the others)."""
+    plans, unavailable = config.prompt_plans(), []
+    if spec.kind is TaskKind.PERPLEXITY:
+        shots = dict.fromkeys((s, k) for s, k, _ in plans if s in (Setting.OS, Setting.FS))
+        unavailable += [(s, k, "no demonstrations: perplexity over documents") for s, k in shots]
+        plans = [(s, k, seed) for s, k, seed in plans if s not in (Setting.OS, Setting.FS)]
+    train = None
+    if any(s is Setting.FT for s, _, _ in plans):
+        try:
+            train = load_train(spec, data_dir, data.eval, config.finetune.force)
+        except NoTrainSplit as e:
+            unavailable.append((Setting.FT, 0, str(e)))
+            plans = [plan for plan in plans if plan[0] is not Setting.FT]
+    return plans, train, unavailable
 
 
 def run(config: RunConfig, model=None) -> RunOutput:

@@ -3,7 +3,7 @@
 Per task, one panel per metric: one line per model through ZS (k = 0), 1S (k = 1) and FS(k); a light band
 is ± the across-example standard error, a darker one ± the across-seed spread; FT is a dashed horizontal
 line in the model's colour. Points where demonstrations were dropped to fit the context are labelled with
-the mean k actually used.
+the mean k actually used (small numbers).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def _panel(ax, cells: pd.DataFrame, points: pd.DataFrame, task: str, metric: str
             ax.plot(x, y, marker="o", color=color, label=model)
             for xi, yi, k, used in zip(x, y, line["k"], line["k_used"], strict=True):
                 if used < k - 1e-9:
-                    ax.annotate(f"k_used {used:.1f}", (xi, yi), textcoords="offset points", xytext=(3, 5), fontsize=7)
+                    ax.annotate(f"{used:.1f}", (xi, yi), textcoords="offset points", xytext=(2, 4), fontsize=6,
+                                rotation=35, color=color)
         ft = cells[(cells["model"] == model) & (cells["task"] == task) & (cells["metric"] == metric)
                    & (cells["setting"] == "FT") & cells["value"].notna()]
         if not ft.empty:
@@ -54,7 +55,7 @@ def _panel(ax, cells: pd.DataFrame, points: pd.DataFrame, task: str, metric: str
 
 
 def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
-    """One PNG per task (panels per metric); returns the written paths."""
+    """One PNG per task with more than one point or an FT line (panels per metric); returns the written paths."""
     plt = _pyplot()
     points = sweep_points(cells)
     models = list(dict.fromkeys(cells["model"]))
@@ -62,13 +63,18 @@ def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for task in dict.fromkeys(points["task"]):
+        ft = cells[(cells["task"] == task) & (cells["setting"] == "FT") & cells["value"].notna()]
+        if points.loc[points["task"] == task, "x"].nunique() < 2 and ft.empty:
+            continue  # a single zero-shot point is no curve: the tables carry it
         metrics = list(dict.fromkeys(points.loc[points["task"] == task, "metric"]))
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
         for ax, metric in zip(axes[0], metrics, strict=True):
             _panel(ax, cells, points, task, metric, colors)
         axes[0][0].set_ylabel("score")
-        axes[0][-1].legend(fontsize=7, loc="best")
-        fig.tight_layout()
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, names, fontsize=7, loc="lower center", ncol=2, frameon=False)
+        fig.text(0.99, 0.01, "small numbers: mean k used", ha="right", fontsize=6, color="gray")
+        fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(handles) // 2), 1, 1))
         path = folder / f"sweep_{slug(task)}.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)

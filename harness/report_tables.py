@@ -31,7 +31,9 @@ def cells_frame(frame: pd.DataFrame) -> pd.DataFrame:
         note=("note", _first_note), higher_is_better=("higher_is_better", "first"),
     ).reset_index()
     cells["order"] = [SETTING_ORDER.get(s, 9) * 1000 + k for s, k in zip(cells["setting"], cells["k"], strict=True)]
-    return cells.sort_values(["model", "order"], kind="stable").reset_index(drop=True)
+    first_seen = {m: i for i, m in enumerate(dict.fromkeys(frame["model"]))}  # models in the order runs were given
+    cells["model_order"] = cells["model"].map(first_seen)
+    return cells.sort_values(["model_order", "order"], kind="stable").reset_index(drop=True)
 
 
 def row_keys(cells: pd.DataFrame) -> list[tuple[str, str]]:

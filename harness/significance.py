@@ -72,7 +72,8 @@ def compare_pair(a: np.ndarray, b: np.ndarray, aggregate=_mean, binary: bool = F
         worse = int(np.sum((b[:, 0] == 0) & (a[:, 0] == 1)))
         return Paired(delta, float(low), float(high), mcnemar_exact(better, worse), "mcnemar")
     # two-sided bootstrap p-value: how often the resampled difference falls on the other side of zero
-    p = min(1.0, 2.0 * min(np.mean(draws <= 0), np.mean(draws >= 0))) if delta != 0 else 1.0
+    # (never below 1 / ITERS: that is all the resamples can resolve)
+    p = min(1.0, max(2.0 * min(np.mean(draws <= 0), np.mean(draws >= 0)), 1.0 / len(draws))) if delta != 0 else 1.0
     return Paired(delta, float(low), float(high), float(p), "bootstrap")
 
 

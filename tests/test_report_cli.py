@@ -51,7 +51,7 @@ def test_report_merges_two_models_and_compare_shows_changes(task_env, tiny_gpt2_
     assert "| task | metric | n | A: ZS | A: 1S | A: FS(2) | B: ZS | B: 1S | B: FS(2) |" in md
     assert "| toy_docs | word_perplexity |" in md and "| n/a | n/a |" in md  # B did not run toy_docs
     assert "## Is the difference real?" in md and "mcnemar" in md
-    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png", "sweep_toy_docs.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png"}  # toy_docs: one ZS point, no curve
     assert "\\begin{tabular}" in (out / "report.tex").read_text()
     assert "wrote" in capsys.readouterr().out
 

@@ -3,9 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test clean
+.PHONY: setup run test clean chromium
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
+
+# Headless Chromium for the HTML report test (tests/test_html_chromium.py); skipped when already installed.
+# Needs root and apt (Debian CI); elsewhere it says so and the test skips with that reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	  || echo "note: chromium is not installed; the HTML report's browser test will be skipped"
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

@@ -1,5 +1,5 @@
-"""Command line: `harness run | list | validate | finetune | pretrain`. Flags map 1:1 onto RunConfig,
-FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields."""
+"""Command line: `harness run | list | validate | report | compare | finetune | pretrain`. Flags map 1:1
+onto RunConfig, FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a task file and render its first prompts")
     validate.add_argument("file", type=Path)
     validate.add_argument("--data-dir", type=Path, default=None)
+
+    report = sub.add_parser("report", help="merge run folders into one report (Markdown, LaTeX, HTML, plots)")
+    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders (several models or settings)")
+    report.add_argument("--out", type=Path, default=None,
+                        help="folder for report.md/.tex/.html and plots/ (default: the run folder, when there is one)")
+    report.add_argument("--title", default=None, help="page title (default: the run names)")
+
+    compare = sub.add_parser("compare", help="show what changed between two runs: scores and run.json")
+    compare.add_argument("run_a", type=Path, metavar="RUN_A")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B")
 
     add_finetune_parser(sub)
     add_pretrain_parser(sub)
@@ -84,15 +94,38 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.pipeline import run
-    from harness.report import markdown_report
     from harness.results import run_folder, write_run
 
     config = config_from_args(args)
     folder = run_folder(config)
     output = run(config)
-    frame = write_run(output, config, folder)
-    print(markdown_report(frame, title=f"Run {folder.name}"))
-    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md) in {output.seconds:.0f} s")
+    write_run(output, config, folder)
+    print((folder / "report.md").read_text())
+    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/) in {output.seconds:.0f} s")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+    from harness.runs import merge_runs
+
+    if args.out is None and len(args.runs) > 1:
+        raise HarnessError("--out: give a folder for a report that merges several runs")
+    frame, samples, runs = merge_runs(args.runs)
+    out = args.out or args.runs[0]
+    title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
+    finetune = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("finetune", {}) for r in runs}
+    written = write_report(out, frame, samples, title, finetune)
+    print((out / "report.md").read_text())
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_text
+    from harness.runs import load_run
+
+    print(compare_text(load_run(args.run_a), load_run(args.run_b)))
     return 0
 
 
@@ -214,8 +247,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "finetune": cmd_finetune,
-                "pretrain": cmd_pretrain}
+    handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "report": cmd_report,
+                "compare": cmd_compare, "finetune": cmd_finetune, "pretrain": cmd_pretrain}
     try:
         return handlers[args.command](args)
     except HarnessError as e:

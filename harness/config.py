@@ -71,16 +71,19 @@ class RunConfig:
             raise HarnessError(f"--batch-tokens: need a positive number, got {self.batch_tokens}")
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
-        """(setting, k, seed) for every prompt variant of an example; ZS has one seed."""
-        plans = []
+        """(setting, k, seed) for every prompt variant of an example; ZS has one seed.
+
+        FS with k = 0 is the zero-shot prompt: a sweep `--shots 0,1,2,...` runs it once, as ZS (k = 0 on plots).
+        """
+        plans = [(Setting.ZS, 0, 0)] if Setting.FS in self.settings and 0 in self.shots else []
         for setting in self.settings:
             match setting:
                 case Setting.ZS:
-                    plans.append((setting, 0, 0))
+                    plans += [(setting, 0, 0)] if (setting, 0, 0) not in plans else []
                 case Setting.OS:
                     plans += [(setting, 1, s) for s in range(self.seeds)]
                 case Setting.FS:
-                    plans += [(setting, k, s) for k in self.shots for s in range(self.seeds)]
+                    plans += [(setting, k, s) for k in self.shots if k > 0 for s in range(self.seeds)]
                 case Setting.FT:  # the zero-shot prompt, scored by the model fine-tuned on the task
                     plans.append((setting, 0, 0))
         return plans

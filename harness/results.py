@@ -1,4 +1,4 @@
-"""The long results table and the run folder: scores.csv, samples.jsonl, run.json, report.md.
+"""The long results table and the run folder: scores.csv, samples.jsonl, run.json, reports and plots.
 
 A run folder is written under a hidden temporary name and renamed into place when complete, so an
 interrupted or failed run never leaves a half-written folder behind.
@@ -48,7 +48,8 @@ def run_folder(config: RunConfig) -> Path:
 
 def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFrame:
     """Write every file of the run into `folder`, atomically."""
-    from harness.report import markdown_report
+    from harness.report import write_report
+    from harness.runs import samples_frame
 
     frame = scores_frame(output, folder.name)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -59,20 +60,13 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
             for sample in output.samples:
                 f.write(json.dumps(sample, ensure_ascii=False) + "\n")
         (tmp / "run.json").write_text(json.dumps(manifest(output, config, folder.name), indent=2) + "\n")
-        (tmp / "report.md").write_text(markdown_report(frame, title=f"Run {folder.name}") + finetune_notes(output.finetune))
+        samples = samples_frame(output.samples, output.model.get("name", folder.name))
+        write_report(tmp, frame, samples, title=f"Run {folder.name}",
+                     finetune={output.model.get("name", folder.name): output.finetune})  # report.md, .tex, .html, plots/
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return frame
-
-
-def finetune_notes(lineages: dict[str, dict]) -> str:
-    """Under the tables: how each FT checkpoint was trained (the full lineage is in run.json)."""
-    from harness.finetune import lineage_summary
-
-    if not lineages:
-        return ""
-    return "\n".join(["FT checkpoints (lineage in run.json):", ""] + [f"- {lineage_summary(t, x)}" for t, x in lineages.items()]) + "\n"
 
 
 def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:

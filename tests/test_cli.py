@@ -25,7 +25,8 @@ def run_cli(task_env, tiny_gpt2_dir, *extra, tasks=("toy_mc", "toy_cloze", "toy_
 def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
     assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,1s,fs", "--shots", "2", "--limit", "5") == 0
     folder = task_env["root"] / "results" / "r"
-    assert sorted(p.name for p in folder.iterdir()) == ["report.md", "run.json", "samples.jsonl", "scores.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["plots", "report.html", "report.md", "report.tex", "run.json",
+                                                        "samples.jsonl", "scores.csv"]
     scores = pd.read_csv(folder / "scores.csv")
     assert list(scores.columns[:11]) == ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric",
                                          "value", "stderr", "n"]
@@ -52,7 +53,7 @@ def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
     assert len(manifest["tasks"]["toy_mc"]["eval"]["sha256"]) == 64
     assert {"torch", "transformers", "datasets", "pandas"} <= set(manifest["versions"])
     report = (folder / "report.md").read_text()
-    assert "| task | metric | n | ZS | 1S | FS(2) |" in report
+    assert "| task | metric | n | ZS | 1S | FS(2) |" in report and "## Is the difference real?" in report
     assert "| toy_docs | bits_per_byte | 2 |" in report and "n/a (no demonstrations: perplexity over documents)" in report
     assert "wrote" in capsys.readouterr().out
 

@@ -144,7 +144,7 @@ def test_run_puts_ft_beside_zs_and_reuses_the_checkpoint(ft_env, tiny_gpt2_dir, 
     assert set(ft.loc["toy_docs", "note"]) == {"perplexity tasks are not fine-tuned"}
     report = (folder / "report.md").read_text()
     assert "| task | metric | n | ZS | FT |" in report and "n/a (perplexity tasks are not fine-tuned)" in report
-    assert "- toy_ft: 12 of 12 train examples, 3 steps, final loss" in report
+    assert "FT checkpoint of " in report and "toy_ft: 12 of 12 train examples, 3 steps, final loss" in report
 
     manifest = json.loads((folder / "run.json").read_text())
     lineage = manifest["finetune"]["toy_ft"]

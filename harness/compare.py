@@ -1,0 +1,78 @@
+"""What changed between two runs: cells whose value moved (and whether beyond their standard errors),
+cells only one run has, and the differences in configuration, model, task files, data and versions."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from harness.report_render import Grid, markdown
+from harness.report_tables import fmt
+from harness.runs import Run
+
+CELL = ["task", "setting", "k", "seed", "metric"]  # the model may differ: comparing two models is a use too
+TOLERANCE = 1e-9
+
+
+def changed_cells(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Cells in both runs whose value differs; `beyond` = |difference| > sqrt(stderr_a² + stderr_b²)."""
+    both = a.merge(b, on=CELL, suffixes=("_a", "_b"))
+    diff = both["value_b"] - both["value_a"]
+    same = (diff.abs() <= TOLERANCE) | (both["value_a"].isna() & both["value_b"].isna())
+    both = both.assign(diff=diff, combined=(both["stderr_a"] ** 2 + both["stderr_b"] ** 2) ** 0.5)[~same]
+    return both.assign(beyond=both["diff"].abs() > both["combined"].fillna(math.inf))
+
+
+def only_in(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Cells of `a` that `b` does not have."""
+    keys = set(map(tuple, b[CELL].to_numpy().tolist()))
+    return a[[tuple(row) not in keys for row in a[CELL].to_numpy().tolist()]]
+
+
+def _flatten(value, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out |= _flatten(inner, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return {prefix: value}
+
+
+IGNORED = ("run", "finished", "seconds", "command", "config.run_name", "git.")  # differ on every run by design
+
+
+def manifest_changes(a: dict, b: dict) -> list[tuple[str, str, str]]:
+    """(key, in A, in B) for every run.json entry that differs, except those that differ by design."""
+    fa, fb = _flatten(a), _flatten(b)
+    keys = sorted(set(fa) | set(fb))
+    return [(k, str(fa.get(k, "(absent)")), str(fb.get(k, "(absent)"))) for k in keys
+            if fa.get(k) != fb.get(k) and not any(k == i or k.startswith(i) for i in IGNORED)]
+
+
+def compare_text(a: Run, b: Run) -> str:
+    """A Markdown account of the differences from run A to run B."""
+    lines = [f"# {a.folder.name} → {b.folder.name}", ""]
+    models = (", ".join(a.scores["model"].unique()), ", ".join(b.scores["model"].unique()))
+    if models[0] != models[1]:
+        lines += [f"Models differ: A = {models[0]}, B = {models[1]} (cells are matched by task, setting, k, seed, metric).", ""]
+    changed = changed_cells(a.scores, b.scores)
+    lines += [f"## Cells whose value changed: {len(changed)} of {len(a.scores.merge(b.scores, on=CELL))} shared, "
+              f"{int(changed['beyond'].sum()) if len(changed) else 0} beyond their combined standard error", ""]
+    if len(changed):
+        rows = tuple((r.task, r.metric, f"{r.setting}({r.k}) s{r.seed}", fmt(r.value_a), fmt(r.value_b),
+                      f"{r.diff:+.4g}", fmt(r.combined, r.value_a), "yes" if r.beyond else "no")
+                     for r in changed.itertuples())
+        labels = ("task", "metric", "setting", "A", "B", "B − A", "√(se_A² + se_B²)", "beyond")
+        lines += [markdown(Grid(labels, rows)), ""]
+    for name, x, y in (("A", a.scores, b.scores), ("B", b.scores, a.scores)):
+        extra = only_in(x, y)
+        if len(extra):
+            lines += [f"Only in {name}: " + ", ".join(sorted({f"{r.task} {r.setting}({r.k})" for r in extra.itertuples()})), ""]
+    changes = manifest_changes(a.manifest, b.manifest)
+    lines += [f"## run.json: {len(changes)} differences (config, model, task files, data hashes, versions)", ""]
+    if changes:
+        lines += [markdown(Grid(("key", "A", "B"), tuple((k, x[:80], y[:80]) for k, x, y in changes))), ""]
+    if not a.manifest or not b.manifest:
+        lines += ["(one of the runs has no run.json)", ""]
+    return "\n".join(lines)

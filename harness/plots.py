@@ -1,0 +1,141 @@
+"""Report figures (matplotlib, Agg, PNG): score against k per task, and a summary across tasks.
+
+Per task, one panel per metric: one line per model through ZS (k = 0), 1S (k = 1) and FS(k); a light band
+is ± the across-example standard error, a darker one ± the across-seed spread; FT is a dashed horizontal
+line in the model's colour. Points where demonstrations were dropped to fit the context are labelled with
+the mean k actually used (small numbers).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report_tables import fs_k, sweep_points
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "task"
+
+
+def _panel(ax, cells: pd.DataFrame, points: pd.DataFrame, task: str, metric: str, colors: dict) -> None:
+    for model, color in colors.items():
+        line = points[(points["model"] == model) & (points["task"] == task) & (points["metric"] == metric)]
+        if not line.empty:
+            x, y = line["x"].to_numpy(float), line["value"].to_numpy(float)
+            se, spread = line["stderr"].fillna(0).to_numpy(float), line["seed_std"].fillna(0).to_numpy(float)
+            ax.fill_between(x, y - se, y + se, color=color, alpha=0.12, linewidth=0)
+            ax.fill_between(x, y - spread, y + spread, color=color, alpha=0.3, linewidth=0)
+            ax.plot(x, y, marker="o", color=color, label=model)
+            for xi, yi, k, used in zip(x, y, line["k"], line["k_used"], strict=True):
+                if used < k - 1e-9:
+                    ax.annotate(f"{used:.1f}", (xi, yi), textcoords="offset points", xytext=(2, 4), fontsize=6,
+                                rotation=35, color=color)
+        ft = cells[(cells["model"] == model) & (cells["task"] == task) & (cells["metric"] == metric)
+                   & (cells["setting"] == "FT") & cells["value"].notna()]
+        if not ft.empty:
+            ax.axhline(float(ft["value"].iloc[0]), color=color, linestyle="--", linewidth=1.2, label=f"{model} FT")
+    ticks = sorted(points.loc[points["task"] == task, "x"].unique())
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+    ax.set_xlabel("k (demonstrations; 0 = ZS)")
+    ax.set_title(f"{task}: {metric}", fontsize=10)
+    ax.grid(alpha=0.3)
+
+
+def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
+    """One PNG per task with more than one point or an FT line (panels per metric); returns the written paths."""
+    plt = _pyplot()
+    points = sweep_points(cells)
+    models = list(dict.fromkeys(cells["model"]))
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in dict.fromkeys(points["task"]):
+        ft = cells[(cells["task"] == task) & (cells["setting"] == "FT") & cells["value"].notna()]
+        if points.loc[points["task"] == task, "x"].nunique() < 2 and ft.empty:
+            continue  # a single zero-shot point is no curve: the tables carry it
+        metrics = list(dict.fromkeys(points.loc[points["task"] == task, "metric"]))
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+        for ax, metric in zip(axes[0], metrics, strict=True):
+            _panel(ax, cells, points, task, metric, colors)
+        axes[0][0].set_ylabel("score")
+        handles, names = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, names, fontsize=7, loc="lower center", ncol=2, frameon=False)
+        fig.text(0.99, 0.01, "small numbers: mean k used", ha="right", fontsize=6, color="gray")
+        fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(handles) // 2), 1, 1))
+        path = folder / f"sweep_{slug(task)}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def summary_deltas(cells: pd.DataFrame, paired: pd.DataFrame | None) -> pd.DataFrame:
+    """Per model and setting column: differences against ZS of each task's first higher-is-better metric."""
+    primary = cells[cells["higher_is_better"].astype(bool)].groupby("task", sort=False)["metric"].first()
+    rows = []
+    for model in dict.fromkeys(cells["model"]):
+        k = fs_k(cells, model)
+        for task, metric in primary.items():
+            here = cells[(cells["model"] == model) & (cells["task"] == task) & (cells["metric"] == metric)]
+            zs = here[here["setting"] == "ZS"]["value"]
+            for setting in ("1S", "FS", "FT"):
+                cell = here[(here["setting"] == setting) & ((here["k"] == k) if setting == "FS" else True)]
+                if zs.empty or cell.empty or pd.isna(cell["value"].iloc[0]) or pd.isna(zs.iloc[0]):
+                    continue
+                sig = False
+                if paired is not None and not paired.empty:
+                    hit = paired[(paired["model"] == model) & (paired["task"] == task) & (paired["metric"] == metric)
+                                 & (paired["setting"] == setting) & (paired["k"] == int(cell["k"].iloc[0]))]
+                    sig = bool(hit["significant"].any())
+                label = f"FS({k})" if setting == "FS" else setting
+                rows.append({"model": model, "column": label, "task": task, "delta": cell["value"].iloc[0] - zs.iloc[0],
+                             "significant": sig})
+    return pd.DataFrame(rows, columns=["model", "column", "task", "delta", "significant"])
+
+
+def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path) -> Path | None:
+    """Mean difference against ZS per setting and model (bars), each task a dot; filled dots are significant."""
+    deltas = summary_deltas(cells, paired)
+    if deltas.empty:
+        return None
+    plt = _pyplot()
+    models = list(dict.fromkeys(deltas["model"]))
+    columns = list(dict.fromkeys(deltas["column"]))
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(columns) * len(models)), 4.0))
+    for i, model in enumerate(models):
+        color = plt.get_cmap("tab10")(i % 10)
+        for j, column in enumerate(columns):
+            d = deltas[(deltas["model"] == model) & (deltas["column"] == column)]
+            if d.empty:
+                continue
+            x = j + (i - (len(models) - 1) / 2) * width
+            ax.bar(x, d["delta"].mean(), width * 0.9, color=color, alpha=0.6, label=model if j == 0 else None)
+            ax.scatter([x] * len(d), d["delta"], s=14, color=color, zorder=3,
+                       facecolors=[color if s else "white" for s in d["significant"]], edgecolors=[color] * len(d))
+            ax.annotate(f"{int(d['significant'].sum())}/{len(d)} sig.", (x, d["delta"].max()), textcoords="offset points",
+                        xytext=(0, 4), ha="center", fontsize=7)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(columns)), [f"{c} − ZS" for c in columns])
+    ax.set_ylabel("difference in score (primary metric)")
+    ax.set_title("Against zero-shot, across tasks\nbar: mean; dot: one task (filled: significant)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

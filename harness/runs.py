@@ -1,0 +1,103 @@
+"""Reading run folders back: scores.csv (old and new columns), samples.jsonl, run.json, merged.
+
+A report or a comparison starts here. Older scores.csv files without the `note` column read as if
+every cell were measured; a cell that could not be measured has value NaN, n 0 and its reason in `note`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import HarnessError
+
+SCORE_COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
+                 "n_truncated", "higher_is_better", "note"]
+SAMPLE_KEYS = ["model", "task", "setting", "k", "seed", "example_id", "metric"]  # one per-example value each
+
+
+@dataclass(frozen=True)
+class Run:
+    folder: Path
+    scores: pd.DataFrame  # the long table, with a `note` column
+    samples: pd.DataFrame | None  # per-example metric values (SAMPLE_KEYS + value), None without samples.jsonl
+    manifest: dict  # run.json, {} when absent
+
+
+def normalize_scores(frame: pd.DataFrame) -> pd.DataFrame:
+    """The long table with every column a report reads; fills in what older runs did not write."""
+    frame = frame.copy()
+    defaults = {"note": "", "k_used_mean": frame.get("k", 0), "n_truncated": 0, "seed": 0, "run": "",
+                "higher_is_better": True}
+    for column, default in defaults.items():
+        if column not in frame:
+            frame[column] = default
+    frame["note"] = frame["note"].fillna("").astype(str)
+    return frame.reindex(columns=SCORE_COLUMNS + [c for c in frame.columns if c not in SCORE_COLUMNS])
+
+
+def load_run(folder: Path | str) -> Run:
+    """One run folder; a missing folder or scores.csv is a one-line error naming the path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HarnessError(f"{folder}: no such run folder")
+    scores_path = folder / "scores.csv"
+    if not scores_path.is_file():
+        raise HarnessError(f"{folder}: no scores.csv in this folder (is it a run folder?)")
+    try:
+        scores = normalize_scores(pd.read_csv(scores_path, keep_default_na=True))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{scores_path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    missing = {"model", "task", "setting", "metric", "value"} - set(scores.columns)
+    if missing:
+        raise HarnessError(f"{scores_path}: missing columns {sorted(missing)}")
+    manifest_path = folder / "run.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    samples_path = folder / "samples.jsonl"
+    samples = None
+    if samples_path.is_file():
+        models = scores["model"].dropna().unique()
+        samples = samples_frame(_read_jsonl(samples_path), models[0] if len(models) else folder.name)
+    return Run(folder, scores, samples, manifest)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise HarnessError(f"{path}:{number}: not a JSON line") from None
+    return rows
+
+
+def samples_frame(samples: list[dict], model: str) -> pd.DataFrame:
+    """One row per (example, prompt variant, metric); list-valued metrics (e.g. [logprob, words]) stay lists."""
+    rows = [
+        {"model": model, "task": s["task"], "setting": s["setting"], "k": s["k"], "seed": s["seed"],
+         "example_id": s["example_id"], "metric": name, "value": value}
+        for s in samples
+        for name, value in s.get("metrics", {}).items()
+    ]
+    return pd.DataFrame(rows, columns=SAMPLE_KEYS + ["value"])
+
+
+def merge_runs(folders: list[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Run]]:
+    """The long tables of several runs as one, and their per-example values (None if no run has samples)."""
+    if not folders:
+        raise HarnessError("report: give at least one run folder")
+    runs = [load_run(f) for f in folders]
+    frame = pd.concat([r.scores for r in runs], ignore_index=True)
+    duplicated = frame.duplicated(["model", "task", "setting", "k", "seed", "metric"], keep=False)
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise HarnessError(f"report: {row['model']} {row['task']} {row['setting']} k={row['k']} seed={row['seed']} "
+                           f"{row['metric']} appears in more than one run ({', '.join(frame[duplicated]['run'].unique())})")
+    parts = [r.samples for r in runs if r.samples is not None]
+    samples = pd.concat(parts, ignore_index=True) if parts else None
+    return frame, samples, runs

@@ -1,0 +1,126 @@
+"""Paired comparisons of each setting against zero-shot on the same examples.
+
+For every (model, task, metric) and every setting (1S, FS(k), FT), the examples scored both in ZS and in
+that setting are paired by example id. With several demonstration seeds, each example's value is first
+averaged over the seeds; the spread across seeds is reported separately (report_tables.seed_spread).
+
+- Paired bootstrap: resample examples (the same draw for both settings), recompute the metric's own
+  aggregate for each, and take the 2.5 / 97.5 percentiles of the difference; seeded and vectorised.
+- McNemar's exact test for 0/1 metrics with one seed: only discordant pairs count; b = examples right in
+  the setting and wrong in ZS, c = the reverse; p = two-sided binomial(b + c, 1/2) tail, no approximation.
+A difference is marked significant when its p-value is below ALPHA.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.05
+ITERS = 2000
+SEED = 20240607
+CHUNK = 500  # bootstrap draws per matrix product: bounds memory for large n
+
+COLUMNS = ["model", "task", "metric", "setting", "k", "n", "seeds", "delta", "ci_low", "ci_high", "p_value", "test",
+           "significant"]
+
+
+@dataclass(frozen=True)
+class Paired:
+    delta: float  # aggregate(setting) - aggregate(ZS)
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str  # "mcnemar" or "bootstrap"
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts b and c."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+def _mean(sums: np.ndarray, n: int) -> np.ndarray:
+    return sums[..., 0] / n
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, aggregate=_mean, iters: int = ITERS, seed: int = SEED):
+    """Differences aggregate(b*) - aggregate(a*) over `iters` shared resamples of the n paired rows of a, b (n, m)."""
+    assert a.shape == b.shape and a.ndim == 2, (a.shape, b.shape)
+    n = len(a)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, iters, CHUNK):
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(CHUNK, iters - start)).astype(np.float64)  # (B, n)
+        diffs.append(aggregate(counts @ b, n) - aggregate(counts @ a, n))  # (B,)
+    return np.concatenate(diffs)
+
+
+def compare_pair(a: np.ndarray, b: np.ndarray, aggregate=_mean, binary: bool = False) -> Paired:
+    """Paired comparison of b against a: the difference, its bootstrap CI, and a p-value."""
+    delta = float(aggregate(b.sum(axis=0), len(b)) - aggregate(a.sum(axis=0), len(a)))
+    draws = paired_bootstrap(a, b, aggregate)
+    low, high = np.percentile(draws, [2.5, 97.5])
+    if binary:
+        better = int(np.sum((b[:, 0] == 1) & (a[:, 0] == 0)))
+        worse = int(np.sum((b[:, 0] == 0) & (a[:, 0] == 1)))
+        return Paired(delta, float(low), float(high), mcnemar_exact(better, worse), "mcnemar")
+    # two-sided bootstrap p-value: how often the resampled difference falls on the other side of zero
+    # (never below 1 / ITERS: that is all the resamples can resolve)
+    p = min(1.0, max(2.0 * min(np.mean(draws <= 0), np.mean(draws >= 0)), 1.0 / len(draws))) if delta != 0 else 1.0
+    return Paired(delta, float(low), float(high), float(p), "bootstrap")
+
+
+def _aggregate_of(metric: str):
+    from harness.metrics import METRICS
+
+    found = METRICS.get(metric)
+    return found.aggregate if found else _mean
+
+
+def _by_example(rows: pd.DataFrame) -> tuple[pd.Index, np.ndarray, int]:
+    """Per-example values (n, m), averaged over demonstration seeds; example ids sorted."""
+    values = rows["value"].map(lambda v: np.atleast_1d(np.asarray(v, dtype=np.float64)))
+    width = values.map(len).max()
+    matrix = pd.DataFrame(np.stack(values.to_numpy()).reshape(len(rows), width), index=rows["example_id"].to_numpy())
+    means = matrix.groupby(level=0).mean().sort_index()
+    return means.index, means.to_numpy(), int(rows["seed"].nunique())
+
+
+def paired_comparisons(samples: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per (model, task, metric, setting, k) other than ZS: the paired difference against ZS."""
+    out = []
+    if samples is None or samples.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for (model, task, metric), group in samples.groupby(["model", "task", "metric"], sort=False):
+        base = group[group["setting"] == "ZS"]
+        if base.empty:
+            continue
+        base_ids, base_values, _ = _by_example(base)
+        for (setting, k), rows in group[group["setting"] != "ZS"].groupby(["setting", "k"], sort=False):
+            ids, values, seeds = _by_example(rows)
+            common = base_ids.intersection(ids)
+            if len(common) < 2:
+                continue
+            a = base_values[base_ids.get_indexer(common)]
+            b = values[ids.get_indexer(common)]
+            binary = seeds == 1 and a.shape[1] == 1 and bool(np.isin(np.concatenate([a, b]), (0.0, 1.0)).all())
+            r = compare_pair(a, b, _aggregate_of(metric), binary)
+            out.append({"model": model, "task": task, "metric": metric, "setting": setting, "k": int(k),
+                        "n": len(common), "seeds": seeds, "delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                        "p_value": r.p_value, "test": r.test, "significant": r.p_value < ALPHA})
+    return _without_fs1_twins(pd.DataFrame(out, columns=COLUMNS))
+
+
+def _without_fs1_twins(paired: pd.DataFrame) -> pd.DataFrame:
+    """FS(1) draws the same demonstration as 1S (same seed derivation), so where both ran, keep 1S only."""
+    one_shot = set(map(tuple, paired.loc[paired["setting"] == "1S", ["model", "task", "metric"]].to_numpy().tolist()))
+    twin = [(s == "FS" and k == 1 and (m, t, x) in one_shot)
+            for m, t, x, s, k in paired[["model", "task", "metric", "setting", "k"]].itertuples(index=False)]
+    return paired[~pd.Series(twin, index=paired.index, dtype=bool)].reset_index(drop=True)

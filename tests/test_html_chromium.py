@@ -1,0 +1,75 @@
+"""The HTML report in a real browser: headless Chromium (Debian's chromium package, installed by
+`make setup`) renders it, its tables and figures are in the DOM, the console stays silent, and a
+screenshot of it is a real picture. Skipped, with the reason, where no Chromium is installed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.report import write_report
+from tests.test_report import synthetic_frame, synthetic_samples
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make setup installs Debian's chromium)")
+FLAGS = ["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--hide-scrollbars"]
+SIZE = (1280, 900)
+
+
+def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def console_messages(stderr: str) -> list[str]:
+    """Chromium logs each console message (errors, uncaught exceptions) as a CONSOLE line on stderr."""
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("html_report")
+    write_report(folder, synthetic_frame(), synthetic_samples(), "Synthetic report")
+    for png in (folder / "plots").iterdir():  # the page must not need them: figures are inlined
+        png.unlink()
+    return folder / "report.html"
+
+
+def test_dom_has_tables_figures_and_no_console_errors(page):
+    done = chromium("--dump-dom", page.as_uri(), cwd=page.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert dom.count("<table") == 4 and "<h2>Shot sweep</h2>" in dom and "Published reference numbers" in dom
+    images = re.findall(r'<img [^>]*src="([^"]*)"', dom)
+    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)  # summary + piqa
+    assert 'class="sig"' in dom  # the significant FT difference is highlighted
+    assert console_messages(done.stderr) == []
+
+
+def test_console_errors_would_be_caught(tmp_path):
+    """The check above can fail: a page that logs an error is seen."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>console.error("boom"); missing();</script></body></html>')
+    done = chromium("--dump-dom", bad.as_uri(), cwd=tmp_path)
+    assert any("boom" in m for m in console_messages(done.stderr))
+
+
+def test_no_external_requests(page):
+    text = page.read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', text) and "<script" not in text and "<link" not in text
+
+
+def test_screenshot_is_a_real_picture(page, tmp_path):
+    import matplotlib.image as mpimg
+
+    shot = tmp_path / "shot.png"
+    done = chromium(f"--screenshot={shot}", f"--window-size={SIZE[0]},{SIZE[1]}", page.as_uri(), cwd=tmp_path)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    pixels = mpimg.imread(shot)  # (H, W, channels), floats in [0, 1]
+    assert pixels.shape[:2] == (SIZE[1], SIZE[0])
+    assert pixels[..., :3].var() > 1e-3  # not blank: text, table borders and highlighted cells
+    assert (pixels[..., :3] < 0.5).mean() > 0.005  # enough dark pixels to be text

@@ -1,0 +1,119 @@
+"""Reports from synthetic long tables: Table H.1 layout, FT rows, n/a cells with reasons, older tables
+without `note`, seeds, k_used, published numbers, and the three renderings carrying the same numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.published import for_cell, load_published
+from harness.report import build_report, render_latex, render_markdown, write_report
+from harness.report_render import Grid, latex_escape, markdown
+
+
+def row(model, task, setting, k, seed, metric, value, stderr=0.05, n=40, k_used=None, note=""):
+    return {"run": f"run-{model}", "model": model, "task": task, "setting": setting, "k": k,
+            "k_used_mean": k if k_used is None else k_used, "seed": seed, "metric": metric, "value": value,
+            "stderr": stderr, "n": n, "n_truncated": 0, "higher_is_better": metric != "word_perplexity", "note": note}
+
+
+def synthetic_frame() -> pd.DataFrame:
+    rows = []
+    for model, base in (("gpt2", 0.50), ("tiny", 0.30)):
+        rows.append(row(model, "piqa", "ZS", 0, 0, "acc", base))
+        for seed in (0, 1):
+            rows.append(row(model, "piqa", "1S", 1, seed, "acc", base + 0.02 + 0.02 * seed))
+            rows.append(row(model, "piqa", "FS", 2, seed, "acc", base + 0.05))
+            rows.append(row(model, "piqa", "FS", 4, seed, "acc", base + 0.10 + 0.04 * seed, k_used=3.5))
+        rows.append(row(model, "piqa", "FT", 0, 0, "acc", base + 0.2))
+        rows.append(row(model, "lambada_openai", "ZS", 0, 0, "perplexity", 40.0, stderr=2.0))
+        rows.append(row(model, "wikitext2", "ZS", 0, 0, "word_perplexity", 37.5, stderr=1.0))
+        rows.append(row(model, "wikitext2", "1S", 1, 0, "word_perplexity", math.nan, math.nan, n=0,
+                        note="no demonstrations for perplexity tasks"))
+        rows.append(row(model, "wikitext2", "FT", 0, 0, "word_perplexity", math.nan, math.nan, n=0, note="no train split"))
+    return pd.DataFrame(rows)
+
+
+def synthetic_samples() -> pd.DataFrame:
+    """piqa acc per example: gpt2's FT fixes 20 of 40 examples (significant), tiny's 1S changes nothing."""
+    zs = np.array([1.0] * 20 + [0.0] * 20)
+    rows = []
+    for setting, k, seed, values in (("ZS", 0, 0, zs), ("FT", 0, 0, np.ones(40)), ("1S", 1, 0, zs)):
+        for model in ("gpt2", "tiny"):
+            rows += [{"model": model, "task": "piqa", "setting": setting, "k": k, "seed": seed,
+                      "example_id": f"validation-{i}", "metric": "acc", "value": v} for i, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_table_h1_layout_with_ft_na_and_seeds():
+    report = build_report(synthetic_frame(), synthetic_samples(), "Synthetic")
+    grid = report.main
+    assert grid.groups == (("", 3), ("A", 5), ("B", 4))  # gpt2 has a 'published' column, tiny none
+    assert grid.labels == ("task", "metric", "n", "ZS", "1S", "FS(4)", "FT", "published", "ZS", "1S", "FS(4)", "FT")
+    assert report.legend == {"A": "gpt2", "B": "tiny"}
+    piqa = next(r for r in grid.rows if r[0] == "piqa")
+    assert piqa[3] == "0.500 ± 0.050"
+    assert piqa[4].startswith("0.530 ± 0.050 σ_seed 0.014") and piqa[4].endswith("Δ +0.030")  # mean of .52, .54
+    assert "[k_used 3.5]" in piqa[5] and "Δ +0.120" in piqa[5]  # FS(4): mean of .60, .64 against .50
+    assert piqa[6] == "0.700 ± 0.050 Δ +0.200*"  # FT: 20 of 40 fixed, McNemar p = 2/2^20
+    wiki = next(r for r in grid.rows if r[0] == "wikitext2")
+    assert wiki[4] == "n/a (no demonstrations for perplexity tasks)" and wiki[6] == "n/a (no train split)"
+    assert "29.41 (GPT-2 117M, gpt2-table3)" in wiki[7]
+    # the paired test reads the per-example samples (FT right on all 40, ZS on 20): one finding per model
+    assert [f.split(" (95% CI")[0] for f in report.findings] == ["gpt2, piqa acc: FT − ZS = +0.500",
+                                                                  "tiny, piqa acc: FT − ZS = +0.500"]
+    assert all("p = 1.91e-06, mcnemar, n = 40" in f for f in report.findings)  # 2 / 2**20
+
+
+def test_renderings_carry_the_same_numbers(tmp_path):
+    report = build_report(synthetic_frame(), synthetic_samples(), "Synthetic_report & co")
+    md = render_markdown(report)
+    assert "| task | metric | n | A: ZS | A: 1S | A: FS(4) | A: FT | A: published | B: ZS |" in md
+    assert "n/a (no train split)" in md and "## Shot sweep" in md and "Significant at 0.05" in md
+    tex = render_latex(report)
+    assert r"\toprule" in tex and r"\cmidrule(lr){4-8}" in tex and r"\multicolumn{5}{c}{A}" in tex
+    assert r"0.700 $\pm$ 0.050 $\Delta$ +0.200*" in tex and r"\textbf{" in tex  # significant cell in bold
+    written = write_report(tmp_path, synthetic_frame(), synthetic_samples(), "Synthetic")
+    assert {p.name for p in written} >= {"report.md", "report.tex", "report.html", "summary.png", "sweep_piqa.png"}
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<table") == 4 and page.count('src="data:image/png;base64,') == len(written) - 3
+    assert "<script" not in page and "http://" not in page.split("<h2>Published")[0]
+    assert 'class="sig">0.700 ± 0.050 Δ +0.200*' in page
+
+
+def test_older_scores_without_note_and_without_samples():
+    old = synthetic_frame().drop(columns=["note"])
+    old = old[old["value"].notna()]
+    report = build_report(old, None, "Old")
+    md = render_markdown(report)
+    assert "Paired tests: not available" in md and "No samples.jsonl" in md
+    assert "*" not in "".join(c for r in report.main.rows for c in r)  # no significance marks without samples
+
+
+def test_published_numbers_load_and_match():
+    numbers = load_published()
+    assert {p.source.id for p in numbers} == {"gpt2-table3", "gpt3-tableH1-lambada", "lm-eval-gpt2"}
+    hit = for_cell("gpt2", "lambada_openai", "acc_last_token", numbers)
+    assert [(p.model, p.value) for p in hit] == [("GPT-2 117M", pytest.approx(0.4599))]
+    assert for_cell("reference:gpt2", "lambada_openai", "perplexity", numbers)  # same weights, our decoder
+    assert not for_cell("smollm2-135m", "lambada_openai", "perplexity", numbers)
+    assert all(p.source.read_at and p.source.notes for p in numbers)  # every number says where it was read
+
+
+def test_published_file_errors_name_the_key(tmp_path):
+    from harness.errors import HarnessError
+
+    bad = tmp_path / "p.toml"
+    bad.write_text('[[source]]\nid = "s"\n[[number]]\nsource = "s"\nmodel = "m"\ntask = "t"\nvalues = { acc = 1 }\nunit = "x"\n')
+    with pytest.raises(HarnessError, match=r"p.toml: number\[0\]: unknown keys \['unit'\]"):
+        load_published(bad)
+
+
+def test_latex_escaping_and_markdown_pipes():
+    assert latex_escape("acc_norm 50% & $x ± 0.1 Δ") == r"acc\_norm 50\% \& \$x $\pm$ 0.1 $\Delta$"
+    assert markdown(Grid(("a", "b"), (("x|y", "1"),))).splitlines()[-1] == r"| x\|y | 1 |"
+    with pytest.raises(AssertionError):
+        Grid(("a", "b"), (("only one",),))

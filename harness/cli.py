@@ -136,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     data_dir = resolve_data_dir(args.data_dir)
     print(f"data dir: {data_dir or '(none found)'}")
-    print(f"{'task':<16} {'kind':<16} {'eval':<11} {'demos':<11} {'metrics':<46} data")
+    print(f"{'task':<16} {'kind':<16} {'eval':<11} {'demos':<11} {'FT train':<9} {'metrics':<46} data")
     for name, path in task_files().items():
         try:
             t = load_task(path)
@@ -146,6 +146,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         found = local_file(t, t.data.eval_split, data_dir)
         where = str(found) if found else (f"hub {t.data.hub} (not local)" if t.data.hub else "MISSING")
         print(f"{name:<16} {t.kind.value:<16} {t.data.eval_split:<11} {t.data.demo_split or '-':<11} "
+              f"{_train_where(t, data_dir):<9} "
               f"{','.join(t.metrics):<46} {where}")
     names = bigbench_names(data_dir)
     if names:
@@ -157,6 +158,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         suite = load_suite(path)
         print(f"{name:<16} {', '.join(suite.tasks)}")
     return 0
+
+
+def _train_where(task, data_dir) -> str:
+    """The FT train split: its name when local, 'hub' when only the hub has it, '-' when the task has none."""
+    from harness.data import local_file
+
+    split = task.data.train_split
+    if split is None:
+        return "-"
+    return split if local_file(task, split, data_dir) else ("hub" if task.data.hub else "missing")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

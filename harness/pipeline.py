@@ -148,7 +148,7 @@ def _call_model(model, requests, cache: ResultCache | None) -> dict[str, Any]:
         todo = list(unique.values())
         found = cache.get(todo) if cache else {}
         results |= found
-        missing = sorted((r for r in todo if r.id not in found), key=_size, reverse=True)
+        missing = sorted((r for r in todo if r.id not in found), key=_order, reverse=True)
         if found:
             _say(f"{kind.value}: {len(found)} of {len(todo)} results from the cache")
         # progress in characters, not requests: the longest come first, so a request count would mislead the ETA
@@ -175,6 +175,13 @@ def _chunks(requests: list, most: int):
         chars += _size(r)
     if chunk:
         yield chunk
+
+
+def _order(request) -> tuple:
+    """Longest context first, and the requests of one context side by side, so the choices of a question
+    land in the same chunk and the model scores them in one packed row (models/packing.py)."""
+    context = getattr(request, "context", "")
+    return len(context), context, _size(request)
 
 
 def _size(request) -> int:

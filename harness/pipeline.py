@@ -87,7 +87,7 @@ def run(config: RunConfig, model=None) -> RunOutput:
         from harness.models import load_model
 
         _say(f"loading model {config.model}")
-        model = load_model(config.model, config.device, config.batch_tokens)
+        model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
     tasks = [_fit(t, model) for t in tasks]
     requests = [
         r

@@ -284,7 +284,7 @@ class GPT(nn.Module):
                 x = x + self.wpe(position_ids)  # (B, T, C) + (B or 1, T, C)
             case Arch.LLAMA:
                 cos, sin = rotary_tables(self.config, int(position_ids.max()) + 1, input_ids.device)  # (P, d) twice
-                rotary = cos[position_ids][:, None], sin[position_ids][:, None]  # (B or 1, 1, T, d) twice
+                rotary = cos[position_ids][:, None].to(x.dtype), sin[position_ids][:, None].to(x.dtype)  # (B or 1, 1, T, d) twice
         for block in self.blocks:
             x = block(x, rotary, allowed)  # (B, T, C)
         return self.norm_f(x)  # (B, T, C)

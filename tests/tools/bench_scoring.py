@@ -140,6 +140,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of examples per workload")
     parser.add_argument("--batch-sizes", default="1,8", help="lm-eval-style batch sizes (lm-eval's default is 1)")
+    parser.add_argument("--only", default="", help="comma-separated words: run the workloads whose name has one")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = build_model()
@@ -151,6 +152,8 @@ def main() -> None:
         f"{f'lm-eval bs{b} s':>14} {'ratio':>6}" for b in sizes)
     print(f"{header}  max|dlogp|  GFLOP/s  peak  %peak")
     for name, (task, setting, shots, n) in WORKLOADS.items():
+        if args.only and not any(word in name for word in args.only.split(",")):
+            continue
         requests = build_requests(model, task, setting, shots, max(1, round(n * args.scale)))
         rows = model_inputs(model, requests)
         times: dict[str, list[float]] = {"ours": [], "peak": [], **{f"bs{b}": [] for b in sizes}}

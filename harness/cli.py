@@ -8,7 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from harness.config import DEFAULT_TASKS, FinetuneConfig, PretrainConfig, RunConfig, parse_ints, parse_settings
+from harness.config import DEFAULT_TASKS, DType, FinetuneConfig, PretrainConfig, RunConfig, parse_ints, parse_settings
 from harness.errors import HarnessError
 
 
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-name", default=None, help="run folder name (default: <UTC time>-<model>)")
     run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass (default: %(default)s)")
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
+    run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
+                     help="weights and activations; log-softmax stays fp32 (default: fp32)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
     add_fields(run.add_argument_group("FT setting (fine-tuned checkpoints are kept in <output-dir>/.finetune)"),
@@ -87,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         run_name=args.run_name,
         batch_tokens=args.batch_tokens,
         device=args.device,
+        dtype=args.dtype,
         cache=args.cache,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,13 @@ class FinetuneConfig:
         _check(self.lr > 0, "lr", "need a positive learning rate", also="ft-")
 
 
+class DType(enum.Enum):
+    """Weights and activations while scoring; log-softmax is always fp32. bf16 is opt-in: see README."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = DEFAULT_MODEL  # registry name, folder, .gguf file or hub id
@@ -53,6 +61,7 @@ class RunConfig:
     run_name: str | None = None  # default: <UTC time>-<model>
     batch_tokens: int = 8192  # padded tokens per forward pass
     device: str = "cpu"
+    dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
 

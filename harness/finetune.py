@@ -234,7 +234,7 @@ def finetune(model, spec: TaskSpec, train_split: Split, evaluation: Split, confi
     rows = training_rows(spec, examples, model)
     if not rows:
         raise HarnessError(f"task {spec.name}: no training examples left ({len(hits)} overlap the eval split)")
-    module = copy.deepcopy(model.model)
+    module = copy.deepcopy(model.model).float()  # trained in fp32 whatever --dtype scores in
     losses = train(module, rows, config, desc=f"finetune {spec.name} ({len(rows)} examples)")
     tail = losses[-max(1, len(losses) // 10) :]
     lineage = {

@@ -102,7 +102,7 @@ def run(config: RunConfig, model=None) -> RunOutput:
         from harness.models import load_model
 
         _say(f"loading model {config.model}")
-        model = load_model(config.model, config.device, config.batch_tokens)
+        model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
     tasks = [_fit(t, model) for t in tasks]
     out = RunOutput(tasks=tasks, model=model.describe(), git=git)
     results = _results(model, [r for t in tasks for r in _requests(t, lambda s: s is not Setting.FT)], config)
@@ -151,7 +151,7 @@ def _finetuned(model, t: PreparedTask, config: RunConfig):
                                identity(model, t.spec, t.train, t.data.eval, config.finetune))
     lineage = finetune(model, t.spec, t.train, t.data.eval, config.finetune, folder)
     _say(f"FT {lineage_summary(t.spec.name, lineage)}; scoring {lineage['model']}")
-    return load_model(lineage["model"], config.device, config.batch_tokens), lineage | {"folder": str(folder)}
+    return load_model(lineage["model"], config.device, config.batch_tokens, config.dtype), lineage | {"folder": str(folder)}
 
 
 def _examples_per_prompt(t: PreparedTask) -> list[Example]:
@@ -194,7 +194,7 @@ def _call_model(model, requests, cache: ResultCache | None) -> dict[str, Any]:
         todo = list(unique.values())
         found = cache.get(todo) if cache else {}
         results |= found
-        missing = sorted((r for r in todo if r.id not in found), key=_size, reverse=True)
+        missing = sorted((r for r in todo if r.id not in found), key=_order, reverse=True)
         if found:
             _say(f"{kind.value}: {len(found)} of {len(todo)} results from the cache")
         # progress in characters, not requests: the longest come first, so a request count would mislead the ETA
@@ -221,6 +221,13 @@ def _chunks(requests: list, most: int):
         chars += _size(r)
     if chunk:
         yield chunk
+
+
+def _order(request) -> tuple:
+    """Longest context first, and the requests of one context side by side, so the choices of a question
+    land in the same chunk and the model scores them in one packed row (models/packing.py)."""
+    context = getattr(request, "context", "")
+    return len(context), context, _size(request)
 
 
 def _size(request) -> int:

@@ -73,6 +73,7 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
     """Everything needed to reproduce and audit a run."""
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     cfg["settings"] = [s.value for s in config.settings]
+    cfg["dtype"] = config.dtype.value
     return {
         "run": run,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

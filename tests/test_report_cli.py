@@ -58,7 +58,7 @@ def test_report_merges_two_models_and_compare_shows_changes(task_env, tiny_gpt2_
     assert main(["compare", str(results / "hf"), str(results / "ref")]) == 0
     text = capsys.readouterr().out
     assert "Models differ" in text and "run.json:" in text and "model.backend" in text
-    assert "Only in A: toy_docs ZS(0)" in text
+    assert "Only in A: toy_docs 1S(1), toy_docs FS(2), toy_docs ZS(0)" in text  # 1S, FS: n/a rows
 
 
 def test_compare_a_run_with_itself_finds_nothing(task_env, tiny_gpt2_dir, capsys):

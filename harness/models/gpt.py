@@ -15,9 +15,11 @@ fused projection (rows: all query heads, then key heads, then value heads); the 
 projections are one fused matrix too (rows: gate, then up). reference.py maps transformers weights onto
 these names.
 
-forward returns logits at every position (the scorer needs them all), or only at `logits_to_keep`.
+forward returns logits at every position, or only at `logits_to_keep`; hidden_states + head split the
+same computation so the scorer can run the head at scored positions only.
 Padding: the harness pads on the right, so with a causal mask no real token ever attends to a pad and
-the attention mask changes nothing; it is accepted, checked to be right padding, and otherwise unused.
+a (B, T) attention mask changes nothing; it is accepted, checked to be right padding, and otherwise
+unused. A (B, T, T) boolean mask with position_ids scores several choices in one packed row (packing.py).
 """
 
 from __future__ import annotations
@@ -126,10 +128,13 @@ def rotary_tables(config: GPTConfig, n_positions: int, device) -> tuple[torch.Te
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each (first-half, second-half) pair of a head's dims; x is (B, H, T, d), cos/sin (T, d)."""
+    """Rotate each (first-half, second-half) pair of a head's dims; x is (B, H, T, d), cos/sin broadcast to it."""
     first, second = x.chunk(2, dim=-1)  # (B, H, T, d/2) each
     rotated = torch.cat([-second, first], dim=-1)  # (B, H, T, d)
     return x * cos + rotated * sin
+
+
+Rotary = tuple[torch.Tensor, torch.Tensor] | None  # cos, sin: (B or 1, 1, T, d), or None for GPT-2
 
 
 class CausalSelfAttention(nn.Module):
@@ -141,7 +146,8 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, (h + 2 * kv) * d, bias=bias)
         self.proj = nn.Linear(h * d, config.n_embd, bias=bias)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None) -> torch.Tensor:
+        """allowed: (B, T, T) bool, True where query i may attend key j; None = causal."""
         B, T, _ = x.shape
         d, h, kv = self.config.head_size, self.config.n_head, self.config.kv_heads
         q, k, v = self.qkv(x).split([h * d, kv * d, kv * d], dim=-1)  # (B, T, H * d), (B, T, KV * d) x 2
@@ -155,19 +161,25 @@ class CausalSelfAttention(nn.Module):
             v = v.repeat_interleave(h // kv, dim=1)  # (B, H, T, d)
         match self.config.attention:
             case AttentionImpl.EXPLICIT:
-                y = explicit_attention(q, k, v)
-            case AttentionImpl.SDPA:
+                y = explicit_attention(q, k, v, allowed)
+            case AttentionImpl.SDPA if allowed is None:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, d)
+            case AttentionImpl.SDPA:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])  # (B, H, T, d)
         y = y.transpose(1, 2).reshape(B, T, h * d)  # (B, T, H * d)
         return self.proj(y)
 
 
-def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d), future masked) V for (B, H, T, d) inputs."""
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d), masked) V for (B, H, T, d) inputs: the future is masked, or, given
+    allowed (B, T, T), every key j that query i may not attend (a tree mask for packed choices)."""
     T, d = q.shape[-2], q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
-    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(diagonal=1)  # (T, T), True above diagonal
-    scores = scores.masked_fill(future, float("-inf"))
+    if allowed is None:
+        hidden = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(diagonal=1)  # (T, T), True above diagonal
+    else:
+        hidden = ~allowed[:, None]  # (B, 1, T, T)
+    scores = scores.masked_fill(hidden, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # (B, H, T, T), rows sum to 1
     return weights @ v  # (B, H, T, d)
 
@@ -200,8 +212,8 @@ class Block(nn.Module):
         self.norm_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        x = x + self.attn(self.norm_1(x), rotary)
+    def forward(self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.norm_1(x), rotary, allowed)
         return x + self.mlp(self.norm_2(x))
 
 
@@ -238,25 +250,48 @@ class GPT(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        position_ids: torch.Tensor | None = None,
     ) -> CausalLMOutput:
         """Logits (B, T, V) for input_ids (B, T); with logits_to_keep, only at those positions:
-        an int n keeps the last n (0 keeps all), a 1-D LongTensor keeps the listed positions."""
+        an int n keeps the last n (0 keeps all), a 1-D LongTensor keeps the listed positions.
+        attention_mask: (B, T) right padding (checked, otherwise unused), or (B, T, T) bool, True where
+        query i may attend key j, with position_ids (B, T): packed rows (see packing.py)."""
+        x = self.hidden_states(input_ids, attention_mask, position_ids)  # (B, T, C)
+        x = keep_positions(x, logits_to_keep)  # (B, T', C)
+        return CausalLMOutput(self.head(x))  # (B, T', V)
+
+    def hidden_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The final-normed hidden states (B, T, C), which head() maps to logits."""
         B, T = input_ids.shape
-        if T > self.config.n_positions:
-            raise ValueError(f"sequence of {T} tokens exceeds the model's {self.config.n_positions} positions")
-        if attention_mask is not None:
+        allowed = None
+        if attention_mask is not None and attention_mask.dim() == 3:
+            assert tuple(attention_mask.shape) == (B, T, T) and attention_mask.dtype == torch.bool, "mask is (B, T, T) bool"
+            allowed = attention_mask
+        elif attention_mask is not None:
             check_right_padded(attention_mask, (B, T))
+        if position_ids is None:
+            if T > self.config.n_positions:
+                raise ValueError(f"sequence of {T} tokens exceeds the model's {self.config.n_positions} positions")
+            position_ids = torch.arange(T, device=input_ids.device)[None]  # (1, T)
+        elif int(position_ids.max()) >= self.config.n_positions:
+            raise ValueError(f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions")
         x = self.wte(input_ids)  # (B, T, C)
         rotary = None
         match self.config.arch:
             case Arch.GPT2:
-                x = x + self.wpe(torch.arange(T, device=input_ids.device))  # (B, T, C) + (T, C)
+                x = x + self.wpe(position_ids)  # (B, T, C) + (B or 1, T, C)
             case Arch.LLAMA:
-                rotary = rotary_tables(self.config, T, input_ids.device)  # (T, d) twice
+                cos, sin = rotary_tables(self.config, int(position_ids.max()) + 1, input_ids.device)  # (P, d) twice
+                rotary = cos[position_ids][:, None].to(x.dtype), sin[position_ids][:, None].to(x.dtype)  # (B or 1, 1, T, d) twice
         for block in self.blocks:
-            x = block(x, rotary)  # (B, T, C)
-        x = keep_positions(x, logits_to_keep)  # (B, T', C)
-        return CausalLMOutput(F.linear(self.norm_f(x), self.head_weight))  # (B, T', V)
+            x = block(x, rotary, allowed)  # (B, T, C)
+        return self.norm_f(x)  # (B, T, C)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (..., V) from final-normed hidden states (..., C)."""
+        return F.linear(x, self.head_weight)
 
     @torch.inference_mode()
     def generate(

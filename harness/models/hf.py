@@ -7,7 +7,8 @@ import inspect
 import json
 from collections.abc import Sequence
 
-from harness.models import scoring
+from harness.models import fastpath, scoring
+from harness.models.fastpath import PackMode
 from harness.records import (
     GenerateRequest,
     GenerateResult,
@@ -26,7 +27,7 @@ class HFModel:
 
     def __init__(
         self, model, tokenizer, name: str, batch_tokens: int = DEFAULT_BATCH_TOKENS, source: str = "",
-        backend: str = "transformers",
+        backend: str = "transformers", pack: PackMode | None = None,
     ):
         self.model = model.eval()
         self.backend = backend  # "transformers", or "reference" for our decoder behind the same interface
@@ -43,6 +44,9 @@ class HFModel:
         self._fingerprint: str | None = None
         # the LM head runs only at scored positions when the model's forward can be told which
         self._can_keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._pack = pack  # how requests sharing a context are scored; None: probed on first use (fastpath.py)
+        # a packed row holds its context once and choices after it: up to twice the model's length
+        self.row_limit = 2 * self.max_length
 
     def describe(self) -> dict:
         config = self.model.config
@@ -54,14 +58,22 @@ class HFModel:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "dtype": str(next(self.model.parameters()).dtype),
             "max_length": self.max_length,
+            "scoring": self.pack_mode.value,
         }
+
+    @property
+    def pack_mode(self) -> PackMode:
+        if self._pack is None:
+            self._pack = fastpath.choose(self.model, self._score_plain, self.prefix_token, self.batch_tokens)
+        return self._pack
 
     def fingerprint(self) -> str:
         """A content hash of everything that decides results: weights, tokenizer, context length."""
         import torch
 
         if self._fingerprint is None:
-            digest = hashlib.sha256(f"{type(self.model).__name__}|{self.max_length}|{self.prefix_token}".encode())
+            dtype = next(self.model.parameters()).dtype
+            digest = hashlib.sha256(f"{type(self.model).__name__}|{self.max_length}|{self.prefix_token}|{dtype}".encode())
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             vocab = backend.to_str() if backend is not None else json.dumps(self.tokenizer.get_vocab(), sort_keys=True)
             digest.update(vocab.encode())
@@ -110,6 +122,16 @@ class HFModel:
         return {rid: RollingResult(lp, n) for rid, (lp, n) in totals.items()}
 
     def _score_rows(self, rows: list[scoring.ModelInput]) -> list[tuple[float, bool, bool]]:
+        import torch
+
+        mode = self.pack_mode
+        if mode is PackMode.PLAIN:
+            return self._score_plain(rows)
+        with torch.inference_mode():
+            return fastpath.run(mode, self.model, rows, self.batch_tokens, self.row_limit)
+
+    def _score_plain(self, rows: list[scoring.ModelInput]) -> list[tuple[float, bool, bool]]:
+        """One right-padded row per request, the context repeated for every choice."""
         import torch
 
         out: list[tuple[float, bool, bool] | None] = [None] * len(rows)

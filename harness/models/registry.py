@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config import DType
 from harness.errors import HarnessError, first_line, unknown
 
 CACHE_ENV = "HARNESS_CACHE"
@@ -95,8 +96,11 @@ def resolve(name: str) -> HubModel | Packaged | Path | Reference:
     raise unknown("model", name, MODELS)
 
 
-def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None):
-    """A LanguageModel for a registry name, a local folder, a .gguf file, a hub id or reference:<spec>."""
+def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32):
+    """A LanguageModel for a registry name, a local folder, a .gguf file, a hub id or reference:<spec>,
+    loaded in fp32 and cast to `dtype`."""
+    import torch
+
     from harness.models.hf import DEFAULT_BATCH_TOKENS, HFModel
 
     backend = "transformers"
@@ -109,7 +113,12 @@ def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None):
             backend = "reference"
         case _:
             model, tokenizer = load_transformers(name)
-    return HFModel(model.to(device), tokenizer, name, batch_tokens or DEFAULT_BATCH_TOKENS, source=name, backend=backend)
+    match dtype:
+        case DType.FP32:
+            model = model.to(device, torch.float32)
+        case DType.BF16:
+            model = model.to(device, torch.bfloat16)
+    return HFModel(model, tokenizer, name, batch_tokens or DEFAULT_BATCH_TOKENS, source=name, backend=backend)
 
 
 def load_transformers(name: str):

@@ -35,7 +35,7 @@ def normalize_scores(frame: pd.DataFrame) -> pd.DataFrame:
     for column, default in defaults.items():
         if column not in frame:
             frame[column] = default
-    frame["note"] = frame["note"].fillna("").astype(str)
+    frame["note"] = ["" if pd.isna(v) else str(v) for v in frame["note"]]  # an all-empty column reads as NaN floats
     return frame.reindex(columns=SCORE_COLUMNS + [c for c in frame.columns if c not in SCORE_COLUMNS])
 
 

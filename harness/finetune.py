@@ -61,7 +61,7 @@ def load_train(spec: TaskSpec, data_dir: Path | None, eval_split: Split, force: 
     if spec.kind is TaskKind.PERPLEXITY:
         raise NoTrainSplit("perplexity tasks are not fine-tuned")
     if split is None:
-        raise NoTrainSplit("no train split (the task file names no data.train_split)")
+        raise NoTrainSplit("no train split: the task file names no data.train_split")
     if split == eval_split.name and not force:
         raise HarnessError(
             f"{spec.path}: data.train_split {split!r} is the eval split: the model would be scored on its own "

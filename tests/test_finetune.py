@@ -140,7 +140,7 @@ def test_run_puts_ft_beside_zs_and_reuses_the_checkpoint(ft_env, tiny_gpt2_dir, 
     ft = scores[scores.setting == "FT"].set_index("task")
     assert (ft.loc["toy_ft", "n"] == 4).all() and ft.loc["toy_ft", "value"].notna().all()
     assert (ft.loc["toy_ft", "k"] == 0).all()
-    assert set(ft.loc["toy_cloze", "note"]) == {"no train split (the task file names no data.train_split)"}
+    assert set(ft.loc["toy_cloze", "note"]) == {"no train split: the task file names no data.train_split"}
     assert set(ft.loc["toy_docs", "note"]) == {"perplexity tasks are not fine-tuned"}
     report = (folder / "report.md").read_text()
     assert "| task | metric | n | ZS | FT |" in report and "n/a (perplexity tasks are not fine-tuned)" in report

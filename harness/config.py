@@ -59,7 +59,7 @@ class RunConfig:
     data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
     output_dir: Path = Path("results")
     run_name: str | None = None  # default: <UTC time>-<model>
-    batch_tokens: int = 8192  # padded tokens per forward pass
+    batch_tokens: int = 0  # padded tokens per forward pass; 0 = by device: 1024 on CPU, 8192 otherwise
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
@@ -76,8 +76,8 @@ class RunConfig:
             raise HarnessError(f"--seeds: need at least 1, got {self.seeds}")
         if self.limit is not None and self.limit < 1:
             raise HarnessError(f"--limit: need a positive number of examples, got {self.limit}")
-        if self.batch_tokens < 1:
-            raise HarnessError(f"--batch-tokens: need a positive number, got {self.batch_tokens}")
+        if self.batch_tokens < 0:
+            raise HarnessError(f"--batch-tokens: need a positive number (or 0 for the device's default), got {self.batch_tokens}")
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
         """(setting, k, seed) for every prompt variant of an example; ZS has one seed.

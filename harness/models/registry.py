@@ -101,7 +101,7 @@ def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, 
     loaded in fp32 and cast to `dtype`."""
     import torch
 
-    from harness.models.hf import DEFAULT_BATCH_TOKENS, HFModel
+    from harness.models.hf import HFModel, default_batch_tokens
 
     backend = "transformers"
     match resolve(name):
@@ -118,7 +118,7 @@ def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, 
             model = model.to(device, torch.float32)
         case DType.BF16:
             model = model.to(device, torch.bfloat16)
-    return HFModel(model, tokenizer, name, batch_tokens or DEFAULT_BATCH_TOKENS, source=name, backend=backend)
+    return HFModel(model, tokenizer, name, batch_tokens or default_batch_tokens(device), source=name, backend=backend)
 
 
 def load_transformers(name: str):

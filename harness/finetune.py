@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -151,23 +150,14 @@ def answer_loss(module, rows: list[scoring.ModelInput]):
     import torch
     import torch.nn.functional as F
 
-    width = max(len(row.ids) for row in rows)
-    can_keep = "logits_to_keep" in inspect.signature(module.forward).parameters
-    kept = scoring.scored_positions(rows) if can_keep else list(range(width))
+    logits, kept = scoring.forward_scored(module, rows, scoring.can_keep_logits(module))  # (B, K, V)
     column = {position: j for j, position in enumerate(kept)}
-    ids = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
     labels = torch.full((len(rows), len(kept)), -100, dtype=torch.long)  # (B, K); -100 is not scored
     for b, row in enumerate(rows):
-        ids[b, : len(row.ids)] = torch.tensor(row.ids)
-        mask[b, : len(row.ids)] = 1
         first = len(row.ids) - len(row.targets)  # position first predicts targets[0]
         for j, target in enumerate(row.targets):
             labels[b, column[first + j]] = target
-    device = next(module.parameters()).device
-    kwargs = {"logits_to_keep": torch.tensor(kept)} if len(kept) < width else {}
-    logits = module(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits  # (B, K, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().to(device), ignore_index=-100)
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten().to(logits.device), ignore_index=-100)
 
 
 def train(module, rows: list[scoring.ModelInput], config: FinetuneConfig, desc: str) -> list[float]:

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Sequence
 
 from harness.models import packing
-from harness.models.scoring import ModelInput
+from harness.models.scoring import ModelInput, per_request
 
 Scores = list[tuple[float, bool, bool]]  # (sum log p, every token greedy, last token greedy) per row
 
@@ -111,12 +111,8 @@ def score_kv_cache(model, rows: Sequence[ModelInput], batch_tokens: int) -> Scor
 
 
 def _fill(out: list, row: packing.PackedRow, token_lp, greedy) -> list:
-    start = 0
-    for b in row.branches:
-        stop = start + len(b.targets)
-        last = bool(greedy[stop - 1]) if stop > start else True
-        out[b.request] = (float(token_lp[start:stop].sum()), bool(greedy[start:stop].all()), last)
-        start = stop
+    for b, score in zip(row.branches, per_request(token_lp, greedy, [len(b.targets) for b in row.branches]), strict=True):
+        out[b.request] = score
     return out
 
 

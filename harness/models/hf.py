@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 from collections.abc import Sequence
 
@@ -49,7 +48,7 @@ class HFModel:
         self._prefix_text = tokenizer.decode([self.prefix_token])
         self._fingerprint: str | None = None
         # the LM head runs only at scored positions when the model's forward can be told which
-        self._can_keep_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._can_keep_logits = scoring.can_keep_logits(model)
         self._pack = pack  # how requests sharing a context are scored; None: probed on first use (fastpath.py)
         # a packed row holds its context once and choices after it: up to twice the model's length
         self.row_limit = 2 * self.max_length
@@ -141,21 +140,11 @@ class HFModel:
         import torch
 
         out: list[tuple[float, bool, bool] | None] = [None] * len(rows)
-        device = next(self.model.parameters()).device
-        batches = list(scoring.length_batches(rows, self.batch_tokens))
         with torch.inference_mode():
-            for batch in batches:
+            for batch in scoring.length_batches(rows, self.batch_tokens):
                 chunk = [rows[i] for i in batch]
-                width = len(chunk[0].ids)  # longest first
-                ids = torch.zeros(len(chunk), width, dtype=torch.long)
-                mask = torch.zeros(len(chunk), width, dtype=torch.long)
-                for b, row in enumerate(chunk):  # right padding: real tokens never see the pads
-                    ids[b, : len(row.ids)] = torch.tensor(row.ids)
-                    mask[b, : len(row.ids)] = 1
-                kept = scoring.scored_positions(chunk) if self._can_keep_logits else list(range(width))
-                kwargs = {"logits_to_keep": torch.tensor(kept)} if len(kept) < width else {}
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits
-                for i, score in zip(batch, scoring.score_batch(logits, chunk, kept), strict=True):  # (B, kept, V)
+                logits, kept = scoring.forward_scored(self.model, chunk, self._can_keep_logits)  # (B, K, V)
+                for i, score in zip(batch, scoring.score_batch(logits, chunk, kept), strict=True):
                     out[i] = score
         return out  # type: ignore[return-value]
 

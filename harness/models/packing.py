@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from harness.models.scoring import ModelInput
+from harness.models.scoring import ModelInput, per_request
 
 HEAD_CHUNK = 1024  # scored positions per LM-head matmul: bounds the (N, V) fp32 logits at ~200 MB
 
@@ -164,14 +164,9 @@ def score_packed(
         hidden = body(t.ids, t.positions, t.allowed)  # (B, W, C)
         picked = hidden[t.rows.to(hidden.device), t.columns.to(hidden.device)]  # (N, C)
         token_lp, greedy = head_scores(picked, t.targets.to(hidden.device), head)  # (N,), (N,)
-        start = 0
-        for row in chunk:
-            for branch in row.branches:
-                stop = start + len(branch.targets)
-                last = bool(greedy[stop - 1]) if stop > start else True
-                out[branch.request] = (float(token_lp[start:stop].sum()), bool(greedy[start:stop].all()), last)
-                start = stop
-        assert start == len(t.targets)
+        branches = [branch for row in chunk for branch in row.branches]
+        for branch, score in zip(branches, per_request(token_lp, greedy, [len(b.targets) for b in branches]), strict=True):
+            out[branch.request] = score
     assert all(s is not None for s in out)
     return out  # type: ignore[return-value]
 

@@ -126,10 +126,41 @@ def score_batch(logits, rows: Sequence[ModelInput], kept: Sequence[int]) -> list
     target = torch.cat(targets).to(flat.device)  # (sum n,)
     token_lp = logprobs.gather(1, target[:, None])[:, 0]  # (sum n,)
     greedy = flat.argmax(dim=-1) == target
+    return per_request(token_lp, greedy, [len(row.targets) for row in rows])
+
+
+def per_request(token_lp, greedy, lengths: Sequence[int]) -> list[tuple[float, bool, bool]]:
+    """(sum log p in fp64, every token greedy, last token greedy) of each consecutive run of `lengths`
+    tokens in token_lp and greedy, (sum lengths,) each."""
     out, start = [], 0
-    for row in rows:
-        stop = start + len(row.targets)
+    for n in lengths:
+        stop = start + n
         last = bool(greedy[stop - 1]) if stop > start else True
         out.append((float(token_lp[start:stop].double().sum()), bool(greedy[start:stop].all()), last))
         start = stop
+    assert start == len(token_lp), f"{start} tokens in segments, {len(token_lp)} scored"
     return out
+
+
+def can_keep_logits(model) -> bool:
+    """Whether the model's forward takes logits_to_keep, so the LM head can run at scored positions only."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
+def forward_scored(model, rows: Sequence[ModelInput], can_keep: bool):
+    """(logits (B, K, V), the K positions) of right-padded rows at the positions some row scores, or at
+    every position when the model cannot be told which (can_keep False)."""
+    import torch
+
+    width = max(len(row.ids) for row in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
+    for b, row in enumerate(rows):  # right padding: real tokens never see the pads
+        ids[b, : len(row.ids)] = torch.tensor(row.ids)
+        mask[b, : len(row.ids)] = 1
+    kept = scored_positions(rows) if can_keep else list(range(width))
+    kwargs = {"logits_to_keep": torch.tensor(kept)} if len(kept) < width else {}
+    device = next(model.parameters()).device
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits, kept

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report_tables import fs_k, sweep_points
+from harness.report_tables import column_label, fs_k, sweep_points
 
 
 def _pyplot():
@@ -100,7 +100,7 @@ def summary_deltas(cells: pd.DataFrame, paired: pd.DataFrame | None) -> pd.DataF
                     hit = paired[(paired["model"] == model) & (paired["task"] == task) & (paired["metric"] == metric)
                                  & (paired["setting"] == setting) & (paired["k"] == int(cell["k"].iloc[0]))]
                     sig = bool(hit["significant"].any())
-                label = f"FS({k})" if setting == "FS" else setting
+                label = column_label(setting, k)
                 rows.append({"model": model, "column": label, "task": task, "delta": cell["value"].iloc[0] - zs.iloc[0],
                              "significant": sig})
     return pd.DataFrame(rows, columns=["model", "column", "task", "delta", "significant"])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report_render import Grid, latex, markdown
-from harness.report_tables import (cells_frame, has_sweep, main_grid, published_grid, significance_grid,
-                                   sweep_grid)
+from harness.report_tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
+                                   significance_grid, sweep_grid)
 from harness.significance import ALPHA, ITERS, paired_comparisons
 
 CELL_LEGEND = (
@@ -62,7 +62,7 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
 def _findings(paired: pd.DataFrame) -> tuple[str, ...]:
     sig = paired[paired["significant"]] if not paired.empty else paired
     return tuple(
-        f"{r['model']}, {r['task']} {r['metric']}: {('FS(%d)' % r['k']) if r['setting'] == 'FS' else r['setting']} − ZS = "
+        f"{r['model']}, {r['task']} {r['metric']}: {column_label(r['setting'], r['k'])} − ZS = "
         f"{r['delta']:+.3f} (95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p = {r['p_value']:.3g}, {r['test']}, "
         f"n = {r['n']})"
         for r in sig.to_dict("records")

@@ -19,6 +19,11 @@ SETTING_ORDER = {"ZS": 0, "1S": 1, "FS": 2, "FT": 3}
 KEYS = ["model", "task", "metric", "setting", "k"]
 
 
+def column_label(setting: str, k: int | None) -> str:
+    """A setting's column name: ZS, 1S, FT, or FS(k)."""
+    return f"FS({k})" if setting == "FS" else setting
+
+
 def _first_note(notes: pd.Series) -> str:
     return next((n for n in notes if isinstance(n, str) and n), "")
 
@@ -51,8 +56,7 @@ def setting_columns(cells: pd.DataFrame, model: str) -> list[tuple[str, str]]:
     """(label, setting) of a model's columns, in the order ZS, 1S, FS(k), FT."""
     present = set(cells.loc[cells["model"] == model, "setting"])
     k = fs_k(cells, model)
-    labels = {"ZS": "ZS", "1S": "1S", "FS": f"FS({k})", "FT": "FT"}
-    return [(labels[s], s) for s in SETTING_ORDER if s in present]
+    return [(column_label(s, k), s) for s in SETTING_ORDER if s in present]
 
 
 def _pick(cells: pd.DataFrame, model: str, task: str, metric: str, setting: str) -> pd.Series | None:
@@ -172,7 +176,7 @@ def significance_grid(paired: pd.DataFrame, legend: dict[str, str]) -> Grid:
     back = {m: label for label, m in legend.items()}
     rows, marks = [], []
     for r in paired.to_dict("records"):
-        setting = f"FS({r['k']})" if r["setting"] == "FS" else r["setting"]
+        setting = column_label(r["setting"], r["k"])
         ref = r["delta"] if abs(r["delta"]) >= 10 else None
         rows.append((r["task"], r["metric"], back.get(r["model"], r["model"]), f"{setting} − ZS", str(r["n"]),
                      str(r["seeds"]), f"{r['delta']:+.3f}", f"[{fmt(r['ci_low'], ref)}, {fmt(r['ci_high'], ref)}]",

@@ -272,7 +272,7 @@ def _score_task(t: PreparedTask, results: dict[str, Any], model_name: str, out: 
 
 def _row(model: str, task: str, setting: Setting, k: int, seed: int, metric: str, value: float, stderr: float,
          n: int, k_used: float = math.nan, n_truncated: int = 0, note: str = "") -> dict[str, Any]:
-    """One row of the long table (results.COLUMNS); `note` says why a cell has no value."""
+    """One row of the long table (records.SCORE_COLUMNS); `note` says why a cell has no value."""
     return {
         "model": model, "task": task, "setting": setting.label, "k": k, "k_used_mean": k_used, "seed": seed,
         "metric": metric, "value": value, "stderr": stderr, "n": n, "n_truncated": n_truncated,

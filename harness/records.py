@@ -116,3 +116,8 @@ class GenerateResult:
 
 
 Result = LoglikelihoodResult | RollingResult | GenerateResult
+
+# The long table, one row per (model, task, setting, k, seed, metric): scores.csv's columns, in order.
+# note: why a cell has no value (value NaN, n 0, shown as n/a), else empty.
+SCORE_COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
+                 "n_truncated", "higher_is_better", "note"]

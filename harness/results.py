@@ -22,15 +22,13 @@ from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
-
-COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
-           "n_truncated", "higher_is_better", "note"]  # note: why a cell has no value (n/a), else empty
+from harness.records import SCORE_COLUMNS
 
 
 def scores_frame(output: RunOutput, run: str) -> pd.DataFrame:
     frame = pd.DataFrame(output.scores)
     frame.insert(0, "run", run)
-    return frame.reindex(columns=COLUMNS)
+    return frame.reindex(columns=SCORE_COLUMNS)
 
 
 def default_run_name(model: str) -> str:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.records import SCORE_COLUMNS
 
-SCORE_COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
-                 "n_truncated", "higher_is_better", "note"]
 SAMPLE_KEYS = ["model", "task", "setting", "k", "seed", "example_id", "metric"]  # one per-example value each
 
 

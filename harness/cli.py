@@ -97,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.pipeline import run
-    from harness.results import run_folder, write_run
+    from harness.reporting.results import run_folder, write_run
 
     config = config_from_args(args)
     folder = run_folder(config)
@@ -109,8 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import write_report
-    from harness.runs import merge_runs
+    from harness.reporting.build import write_report
+    from harness.reporting.runs import merge_runs
 
     if args.out is None and len(args.runs) > 1:
         raise HarnessError("--out: give a folder for a report that merges several runs")
@@ -125,17 +125,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_text
-    from harness.runs import load_run
+    from harness.reporting.compare import compare_text
+    from harness.reporting.runs import load_run
 
     print(compare_text(load_run(args.run_a), load_run(args.run_b)))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.bigbench import PREFIX, bigbench_names
-    from harness.data import local_file, resolve_data_dir
-    from harness.tasks import load_suite, load_task, suite_files, task_files
+    from harness.tasks.bigbench import PREFIX, bigbench_names
+    from harness.tasks.data import local_file, resolve_data_dir
+    from harness.tasks.catalog import load_suite, suite_files, task_files
+    from harness.tasks.spec import load_task
 
     data_dir = resolve_data_dir(args.data_dir)
     print(f"data dir: {data_dir or '(none found)'}")
@@ -165,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _train_where(task, data_dir) -> str:
     """The FT train split: its name when local, 'hub' when only the hub has it, '-' when the task has none."""
-    from harness.data import local_file
+    from harness.tasks.data import local_file
 
     split = task.data.train_split
     if split is None:
@@ -174,11 +175,11 @@ def _train_where(task, data_dir) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.data import load_task_data, resolve_data_dir
-    from harness.prompts import build_prompt
+    from harness.tasks.data import load_task_data, resolve_data_dir
+    from harness.tasks.prompts import build_prompt
     from harness.records import Setting
     from harness.requests import alternatives
-    from harness.tasks import TaskKind, load_task
+    from harness.tasks.spec import TaskKind, load_task
 
     task = load_task(args.file)
     print(f"{args.file}: task file ok ({task.kind.value}, metrics {', '.join(task.metrics)})")
@@ -224,10 +225,10 @@ def add_finetune_parser(subparsers) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from harness.data import load_task_data, resolve_data_dir
-    from harness.finetune import finetune, load_train
+    from harness.tasks.data import load_task_data, resolve_data_dir
+    from harness.train.finetune import finetune, load_train
     from harness.models import load_model, resolve
-    from harness.tasks import resolve_task
+    from harness.tasks.catalog import resolve_task
 
     config = fields_from_args(FinetuneConfig, args)
     resolve(args.model)
@@ -246,7 +247,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from harness.pretrain import CHECKPOINT, pretrain
+    from harness.train.pretrain import CHECKPOINT, pretrain
 
     config = pretrain_config_from_args(args)
     try:

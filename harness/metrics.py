@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.tasks import TaskKind
+from harness.tasks.spec import TaskKind
 
 BOOTSTRAP_ITERS = 1000
 BOOTSTRAP_SEED = 1234

@@ -16,17 +16,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness.cache import ResultCache, payload
+from harness.execution.cache import ResultCache, payload
 from harness.config import DEFAULT_MODEL, RunConfig
-from harness.data import Split, TaskData, load_task_data, resolve_data_dir
+from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.errors import HarnessError
-from harness.finetune import NoTrainSplit, load_train
+from harness.train.finetune import NoTrainSplit, load_train
 from harness.metrics import METRICS, Outcome
 from harness.provenance import git_state
-from harness.prompts import build_prompt, check_pool, choices_of, fit_prompt, gold_of, target_of
+from harness.tasks.prompts import build_prompt, check_pool, choices_of, fit_prompt, gold_of, target_of
 from harness.records import Example, Prompt, RequestKind, Setting
 from harness.requests import alternatives, choice_id, requests_for, target_id, unconditional_id
-from harness.tasks import TaskKind, TaskSpec, expand_suites, resolve_task
+from harness.tasks.catalog import expand_suites, resolve_task
+from harness.tasks.spec import TaskKind, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _results(model, requests: list, config: RunConfig) -> dict[str, Any]:
 def _finetuned(model, t: PreparedTask, config: RunConfig):
     """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
     <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
-    from harness.finetune import checkpoint_folder, finetune, identity, lineage_summary
+    from harness.train.finetune import checkpoint_folder, finetune, identity, lineage_summary
     from harness.models import load_model
 
     if not hasattr(model, "model"):
@@ -300,7 +301,7 @@ def _outcome(spec: TaskSpec, p: Prompt, ex: Example, results: dict[str, Any]) ->
             return Outcome(logprobs=(r.logprob,), greedy=(r.is_greedy,), last_greedy=(r.last_greedy,),
                            n_tokens=(r.n_tokens,), target=target_of(spec, ex))
         case TaskKind.PERPLEXITY:
-            from harness.preprocess import units_text
+            from harness.tasks.preprocess import units_text
 
             r = results[target_id(p)]
             units = units_text(spec, ex)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from importlib import metadata
 
-from harness.tasks import PROJECT_ROOT
+from harness.files import CHECKOUT_ROOT
 
 PACKAGES = ["harness", "torch", "transformers", "datasets", "pandas", "numpy", "tokenizers"]
 
@@ -23,7 +23,7 @@ def package_versions() -> dict[str, str | None]:
 def git_state() -> dict[str, str | bool | None]:
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *args], cwd=CHECKOUT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.prompts import choices_of, target_of
+from harness.tasks.prompts import choices_of, target_of
 from harness.records import Example, GenerateRequest, LoglikelihoodRequest, Prompt, Request, RollingRequest
-from harness.tasks import TaskKind, TaskSpec
+from harness.tasks.spec import TaskKind, TaskSpec
 
 
 def choice_id(prompt: Prompt, i: int) -> str:

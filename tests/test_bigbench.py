@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.bigbench import bigbench_names, bigbench_preprocess, bigbench_rows, bigbench_task, listed_order
+from harness.tasks.bigbench import bigbench_names, bigbench_preprocess, bigbench_rows, bigbench_task, listed_order
 from harness.errors import HarnessError
 from harness.metrics import METRICS
-from harness.prompts import build_prompt, choices_of, target_of
+from harness.tasks.prompts import build_prompt, choices_of, target_of
 from harness.records import Example, LoglikelihoodRequest, Setting
 from harness.requests import requests_for
-from harness.tasks import TaskKind
+from harness.tasks.spec import TaskKind
 from tests.conftest import SHARED_DATA, write_jsonl
 
 ROWS = [
@@ -183,8 +183,8 @@ def test_meta_changed_after_loading(data):
 
 def test_through_data_py(data):
     """data.load_task_data dispatches to bigbench_preprocess for BIG-bench specs."""
-    from harness.data import load_task_data
-    from harness.tasks import expand_suites, resolve_task
+    from harness.tasks.data import load_task_data
+    from harness.tasks.catalog import expand_suites, resolve_task
 
     task = resolve_task("bigbench_toy", data_dir=data)
     assert expand_suites(["bigbench"], data_dir=data) == ["bigbench_toy"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.data import load_task_data, resolve_data_dir
+from harness.tasks.data import load_task_data, resolve_data_dir
 from harness.errors import HarnessError
-from harness.preprocess import lambada, wikitext_documents
-from harness.tasks import load_task
+from harness.tasks.preprocess import lambada, wikitext_documents
+from harness.tasks.spec import load_task
 from tests.conftest import TOY_MC
 
 

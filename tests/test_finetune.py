@@ -11,14 +11,14 @@ import pytest
 
 from harness.cli import main
 from harness.config import FinetuneConfig
-from harness.data import Split, load_task_data
+from harness.tasks.data import Split, load_task_data
 from harness.errors import HarnessError
-from harness.finetune import NoTrainSplit, answer_loss, finetune, load_train, select_examples, training_rows
-from harness.overlap import EvalIndex, Hit
-from harness.prompts import build_prompt
+from harness.train.finetune import NoTrainSplit, answer_loss, finetune, load_train, select_examples, training_rows
+from harness.train.overlap import EvalIndex, Hit
+from harness.tasks.prompts import build_prompt
 from harness.records import Example, Setting
 from harness.requests import requests_for
-from harness.tasks import load_task
+from harness.tasks.spec import load_task
 from tests.conftest import TOY_MC
 from tests.test_cli import run_cli
 
@@ -105,7 +105,7 @@ def test_training_loss_is_the_scorers_log_likelihood_of_the_gold_answer(ft_env, 
 def test_finetuning_learns_is_deterministic_and_is_reused(ft_env, tiny_gpt2_dir, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    from harness import finetune as ft
+    from harness.train import finetune as ft
     from harness.models import load_model
 
     model = load_model(str(tiny_gpt2_dir))

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from harness import cli
-from harness import pretrain as P
+from harness.train import pretrain as P
 from harness.models.tokenizer import SANITY
 from harness.errors import HarnessError
 from harness.models import reference
@@ -255,5 +255,5 @@ def test_a_checkpoint_from_another_config_is_refused(trained, tmp_path):
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = "import sys, harness.pretrain; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
+    code = "import sys, harness.train.pretrain; sys.exit('torch' in sys.modules or 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import HarnessError
-from harness.prompts import build_prompt, check_pool, fit_prompt, sample_demos
+from harness.tasks.prompts import build_prompt, check_pool, fit_prompt, sample_demos
 from harness.records import Example, Setting
-from harness.tasks import load_task
+from harness.tasks.spec import load_task
 from tests.conftest import MC_ROWS, TOY_CLOZE, TOY_MC
 
 
@@ -57,7 +57,7 @@ def test_few_shot_golden(mc_task):
 
 def test_cloze_demo_keeps_the_original_text(tmp_path):
     """lambada: the target carries its own space and the delimiter is empty, so a demo is the passage."""
-    from harness.preprocess import lambada
+    from harness.tasks.preprocess import lambada
 
     path = tmp_path / "toy_cloze.toml"
     path.write_text(TOY_CLOZE)
@@ -120,7 +120,7 @@ answer = "$gold"
 
 def test_partial_scoring_requests_and_demo(tmp_path):
     """Winogrande: each option completes the context; the text after the blank is what is scored."""
-    from harness.preprocess import winogrande
+    from harness.tasks.preprocess import winogrande
     from harness.requests import requests_for
 
     path = tmp_path / "w.toml"
@@ -141,7 +141,7 @@ def test_partial_scoring_requests_and_demo(tmp_path):
 
 
 def test_answer_labels_map_strings_case_insensitively(tmp_path):
-    from harness.prompts import gold_of
+    from harness.tasks.prompts import gold_of
 
     toml = TOY_MC.replace('answer = "$label"', 'answer = "$label"\nanswer_labels = ["false", "true"]')
     path = tmp_path / "labels.toml"

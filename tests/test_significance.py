@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from harness.metrics import METRICS
-from harness.significance import compare_pair, mcnemar_exact, paired_bootstrap, paired_comparisons
+from harness.reporting.significance import compare_pair, mcnemar_exact, paired_bootstrap, paired_comparisons
 
 
 @pytest.mark.parametrize(

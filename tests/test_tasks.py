@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import HarnessError
-from harness.tasks import TASKS_DIR, TaskKind, load_task, resolve_task, task_files
+from harness.tasks.catalog import TASKS_DIR, resolve_task, task_files
+from harness.tasks.spec import TaskKind, load_task
 from tests.conftest import SHARED_DATA, TOY_MC
 
 
@@ -67,8 +68,8 @@ def test_every_shipped_task_loads(name):
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 @pytest.mark.parametrize("name", sorted(task_files()))
 def test_every_shipped_task_renders_prompts_on_shared_data(name):
-    from harness.data import load_task_data
-    from harness.prompts import build_prompt
+    from harness.tasks.data import load_task_data
+    from harness.tasks.prompts import build_prompt
     from harness.records import Setting
     from harness.requests import alternatives
 
@@ -86,7 +87,7 @@ def test_every_shipped_task_renders_prompts_on_shared_data(name):
 
 
 def test_suites_expand_in_order_without_duplicates():
-    from harness.tasks import expand_suites, load_suite, suite_files
+    from harness.tasks.catalog import expand_suites, load_suite, suite_files
 
     demo = load_suite(suite_files()["demo"])
     assert expand_suites(["demo", "piqa", "wikitext2"]) == [*demo.tasks, "wikitext2"]

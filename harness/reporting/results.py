@@ -7,11 +7,8 @@ interrupted or failed run never leaves a half-written folder behind.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 import sys
-import tempfile
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +17,7 @@ import pandas as pd
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
+from harness.files import atomic_folder
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
@@ -46,13 +44,11 @@ def run_folder(config: RunConfig) -> Path:
 
 def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFrame:
     """Write every file of the run into `folder`, atomically."""
-    from harness.report import write_report
-    from harness.runs import samples_frame
+    from harness.reporting.build import write_report
+    from harness.reporting.runs import samples_frame
 
     frame = scores_frame(output, folder.name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".tmp-{folder.name}-"))
-    try:
+    with atomic_folder(folder) as tmp:
         frame.to_csv(tmp / "scores.csv", index=False)
         with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
             for sample in output.samples:
@@ -61,9 +57,6 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
         samples = samples_frame(output.samples, output.model.get("name", folder.name))
         write_report(tmp, frame, samples, title=f"Run {folder.name}",
                      finetune={output.model.get("name", folder.name): output.finetune})  # report.md, .tex, .html, plots/
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return frame
 
 

@@ -139,7 +139,7 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
 
 def units_text(task, example: Example) -> str:
     """The text whose words and bytes normalise a perplexity: prompt.units_text, else the scored text."""
-    from harness.prompts import render
+    from harness.tasks.prompts import render
 
     template = task.prompt.units_text or task.prompt.text
     return render(task, "prompt.units_text", template, example)

@@ -16,11 +16,6 @@ from typing import Any
 
 from harness.errors import HarnessError, suggest, unknown
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TASKS_DIR = PROJECT_ROOT / "tasks"
-SUITES_DIR = TASKS_DIR / "suites"
-
-
 class TaskKind(enum.Enum):
     MULTIPLE_CHOICE = "multiple_choice"  # one loglikelihood request per choice
     CLOZE = "cloze"  # one loglikelihood request for the target
@@ -104,7 +99,7 @@ def load_task(path: str | Path) -> TaskSpec:
         raise HarnessError(f"{path}: no such task file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HarnessError(f"{path}: not valid TOML: {e}") from None
-    where = _Where(path)
+    where = Where(path)
     where.check_keys(table, _TOP_KEYS, "")
     kind = where.enum(TaskKind, table, "kind")
     data = where.table(table, "data")
@@ -132,7 +127,7 @@ def default_metrics(kind: TaskKind) -> list[str]:
     return list(DEFAULT_METRICS[kind])
 
 
-def _data_spec(where: _Where, data: dict[str, Any]) -> DataSpec:
+def _data_spec(where: Where, data: dict[str, Any]) -> DataSpec:
     files = where.table(data, "files", prefix="data.", required=False)
     for split, name in files.items():
         if not isinstance(name, str):
@@ -151,7 +146,7 @@ def _data_spec(where: _Where, data: dict[str, Any]) -> DataSpec:
     return spec
 
 
-def _prompt_spec(where: _Where, prompt: dict[str, Any], kind: TaskKind) -> PromptSpec:
+def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> PromptSpec:
     for key in _REQUIRED[kind]:
         if key not in prompt:
             raise where.error(f"prompt.{key}", f"is required for kind = {kind.value!r}")
@@ -172,9 +167,9 @@ def _prompt_spec(where: _Where, prompt: dict[str, Any], kind: TaskKind) -> Promp
     return PromptSpec(**values)
 
 
-def _check_semantics(where: _Where, spec: TaskSpec) -> None:
+def _check_semantics(where: Where, spec: TaskSpec) -> None:
     from harness.metrics import METRICS
-    from harness.preprocess import PREPROCESSORS
+    from harness.tasks.preprocess import PREPROCESSORS
 
     for name in spec.metrics:
         metric = METRICS.get(name)
@@ -192,7 +187,7 @@ def _check_semantics(where: _Where, spec: TaskSpec) -> None:
             raise where.error(key, f"is not a valid $field template: {template!r}")
 
 
-class _Where:
+class Where:
     """Typed access to TOML tables, raising errors that name the file and key."""
 
     def __init__(self, path: Path):
@@ -237,67 +232,3 @@ class _Where:
         except ValueError:
             names = [e.value for e in enum_type]
             raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; one of {', '.join(names)}") from None
-
-
-def task_files(tasks_dir: Path = TASKS_DIR) -> dict[str, Path]:
-    """Task name -> file, for every tasks/*.toml."""
-    return {p.stem: p for p in sorted(tasks_dir.glob("*.toml"))}
-
-
-def resolve_task(name: str, tasks_dir: Path = TASKS_DIR, data_dir: Path | None = None) -> TaskSpec:
-    """A task by name (tasks/<name>.toml), by path to a .toml file, or a BIG-bench task (bigbench_<name>)."""
-    from harness import bigbench
-
-    if name.endswith(".toml") or "/" in name:
-        return load_task(name)
-    if name.startswith(bigbench.PREFIX):
-        return bigbench.bigbench_task(name, data_dir)
-    files = task_files(tasks_dir)
-    if name not in files:
-        raise unknown("task", name, [*files, *suite_files(tasks_dir / "suites")])
-    return load_task(files[name])
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A named list of tasks: tasks/suites/<name>.toml with `description` and `tasks`."""
-
-    name: str
-    description: str
-    tasks: tuple[str, ...]
-
-
-def load_suite(path: Path) -> Suite:
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{path}: not valid TOML: {e}") from None
-    where = _Where(path)
-    where.check_keys(table, {"description", "tasks"}, "")
-    tasks = tuple(where.strings(table, "tasks", None))
-    if not tasks:
-        raise where.error("tasks", "is empty")
-    return Suite(path.stem, where.string(table, "description", ""), tasks)
-
-
-def suite_files(suites_dir: Path = SUITES_DIR) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(suites_dir.glob("*.toml"))}
-
-
-def expand_suites(names, tasks_dir: Path = TASKS_DIR, data_dir: Path | None = None) -> list[str]:
-    """Task names with every suite name replaced by its tasks, in order, without duplicates.
-    `bigbench` stands for every BIG-bench task in the data dir."""
-    from harness import bigbench
-
-    suites = suite_files(tasks_dir / "suites")
-    out: list[str] = []
-    for name in names:
-        if name == bigbench.FOLDER:
-            out += [bigbench.PREFIX + stem for stem in bigbench.bigbench_names(data_dir)]
-        elif name in suites:
-            if name in task_files(tasks_dir):
-                raise HarnessError(f"{name!r} is both a task and a suite; rename one of tasks/{name}.toml, tasks/suites/{name}.toml")
-            out += load_suite(suites[name]).tasks
-        else:
-            out.append(name)
-    return list(dict.fromkeys(out))

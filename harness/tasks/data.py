@@ -15,10 +15,11 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import bigbench
+from harness.tasks import bigbench
 from harness.errors import HarnessError
 from harness.records import Example
-from harness.tasks import PROJECT_ROOT, TaskSpec
+from harness.files import CHECKOUT_ROOT, in_checkout
+from harness.tasks.spec import TaskSpec
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
@@ -39,7 +40,8 @@ class TaskData:
 
 
 def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
-    """The data dir from the flag, the environment, or shared/data beside the checkout."""
+    """The data dir from the flag, the environment, or a shared/data folder beside the checkout or above
+    the working folder."""
     if flag:
         path = Path(flag)
         if not path.is_dir():
@@ -50,10 +52,9 @@ def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
         if not path.is_dir():
             raise HarnessError(f"${DATA_DIR_ENV}={path}: not a directory")
         return path
-    for candidate in (PROJECT_ROOT / "shared" / "data", PROJECT_ROOT.parent / "shared" / "data"):
-        if candidate.is_dir():
-            return candidate
-    return None
+    roots = [CHECKOUT_ROOT, CHECKOUT_ROOT.parent] if in_checkout() else []
+    roots += [Path.cwd(), *Path.cwd().parents]  # an installed harness: shared/data in or above the working folder
+    return next((root / "shared" / "data" for root in roots if (root / "shared" / "data").is_dir()), None)
 
 
 def local_file(task: TaskSpec, split: str, data_dir: Path | None) -> Path | None:
@@ -89,7 +90,7 @@ def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
     if task.preprocess == bigbench.PREPROCESS:  # needs the task's meta file, not only the rows
         rows = bigbench.bigbench_preprocess(task, rows)
     elif task.preprocess:
-        from harness.preprocess import PREPROCESSORS
+        from harness.tasks.preprocess import PREPROCESSORS
 
         rows = PREPROCESSORS[task.preprocess](rows)
     examples = tuple(Example(id=f"{split}-{i}", fields=row) for i, row in enumerate(rows))

@@ -1,6 +1,6 @@
 """Reports from the long table: Markdown, LaTeX and HTML pages comparing ZS, 1S, FS(k) and FT.
 
-build_report gathers every table once (harness.report_tables), the paired tests (harness.significance)
+build_report gathers every table once (harness.reporting.tables), the paired tests (harness.reporting.significance)
 and the notes; the writers below only lay them out, and write_report puts report.md, report.tex,
 report.html and plots/*.png in a folder.
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report_render import Grid, latex, markdown
-from harness.report_tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
+from harness.reporting.grid import Grid, latex, markdown
+from harness.reporting.tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
                                    significance_grid, sweep_grid)
-from harness.significance import ALPHA, ITERS, paired_comparisons
+from harness.reporting.significance import ALPHA, ITERS, paired_comparisons
 
 CELL_LEGEND = (
     "Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded bootstrap "
@@ -46,7 +46,7 @@ class Report:
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
                  finetune: dict[str, dict] | None = None) -> Report:
     """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables."""
-    from harness.runs import normalize_scores
+    from harness.reporting.runs import normalize_scores
 
     frame = normalize_scores(frame)
     cells = cells_frame(frame)
@@ -87,7 +87,7 @@ def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]
 
 
 def _finetune_notes(finetune: dict[str, dict]) -> tuple[str, ...]:
-    from harness.finetune import lineage_summary
+    from harness.train.finetune import lineage_summary
 
     return tuple(f"FT checkpoint of {model}, {lineage_summary(task, lineage)} (lineage in run.json)"
                  for model, tasks in finetune.items() for task, lineage in tasks.items())
@@ -146,8 +146,8 @@ def render_latex(report: Report) -> str:
 def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None, title: str,
                  finetune: dict[str, dict] | None = None) -> list[Path]:
     """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths."""
-    from harness.html_report import render_html
-    from harness.plots import summary_figure, sweep_figures
+    from harness.reporting.html import render_html
+    from harness.reporting.plots import summary_figure, sweep_figures
 
     report = build_report(frame, samples, title, finetune)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from harness.errors import HarnessError
 from harness.records import Example, Prompt, Setting
-from harness.tasks import TaskKind, TaskSpec
+from harness.tasks.spec import TaskKind, TaskSpec
 
 
 def render(task: TaskSpec, key: str, template: str, example: Example) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 from harness.config import PretrainConfig
 from harness.models.tokenizer import gpt2_tokenizer
 from harness.errors import HarnessError
+from harness.train.optim import adamw, optimizer_step
 
 BETAS = (0.9, 0.95)  # AdamW, as for GPT-3
 CHECKPOINT, FORMAT, VERSION = "checkpoint.pt", "harness-pretrain", 1
@@ -135,22 +136,6 @@ def new_optimizer(model, config: PretrainConfig):
     return adamw(model, config.lr, config.weight_decay, BETAS)
 
 
-def adamw(model, lr: float, weight_decay: float, betas: tuple[float, float]):
-    """AdamW; weight decay on linear weights only (not on norms, biases or a tied embedding: a tensor shared by
-    several modules counts where it first appears, the embedding in transformers models)."""
-    import torch
-    from torch import nn
-
-    decay, no_decay, seen = [], [], set()
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            if id(param) not in seen:
-                seen.add(id(param))
-                (decay if isinstance(module, nn.Linear) and name == "weight" else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)  # fused: ~4x faster steps on CPU
-
-
 def loss_of(model, x, y):
     """Mean next-token cross-entropy (nats) of inputs x (B, T) against targets y (B, T)."""
     import torch.nn.functional as F
@@ -160,17 +145,7 @@ def loss_of(model, x, y):
 
 
 def train_step(model, optimizer, x, y, lr: float, grad_clip: float) -> float:
-    import torch
-
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    loss = loss_of(model, x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    return float(loss.detach())
+    return optimizer_step(model, optimizer, lambda: loss_of(model, x, y), lr, grad_clip)
 
 
 def evaluate(model, val, config: PretrainConfig) -> float:

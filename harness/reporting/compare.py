@@ -7,9 +7,9 @@ import math
 
 import pandas as pd
 
-from harness.report_render import Grid, markdown
-from harness.report_tables import fmt
-from harness.runs import Run
+from harness.reporting.grid import Grid, markdown
+from harness.reporting.tables import fmt
+from harness.reporting.runs import Run
 
 CELL = ["task", "setting", "k", "seed", "metric"]  # the model may differ: comparing two models is a use too
 TOLERANCE = 1e-9

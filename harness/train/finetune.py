@@ -24,25 +24,23 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.config import FinetuneConfig
-from harness.data import Split, load_split, local_file
+from harness.tasks.data import Split, load_split, local_file
 from harness.errors import HarnessError
+from harness.files import atomic_folder
 from harness.models import scoring
-from harness.overlap import EvalIndex, Hit
-from harness.pretrain import adamw
-from harness.prompts import build_prompt, choices_of, demo_text, gold_of, target_of
+from harness.train.overlap import EvalIndex, Hit
+from harness.train.optim import adamw, optimizer_step
+from harness.tasks.prompts import build_prompt, choices_of, demo_text, gold_of, target_of
 from harness.records import Example, Prompt, Setting
 from harness.requests import alternatives
-from harness.tasks import TaskKind, TaskSpec
+from harness.tasks.spec import TaskKind, TaskSpec
 
 FORMAT, VERSION = "harness-finetune", 1
 LINEAGE = "lineage.json"
@@ -172,15 +170,9 @@ def train(module, rows: list[scoring.ModelInput], config: FinetuneConfig, desc: 
     losses = []
     with tqdm(total=total, desc=desc, unit="step", file=sys.stderr) as bar:
         for step in range(total):
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, config)
-            loss = answer_loss(module, [rows[i] for i in batch_at(step, len(rows), config)])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
-            optimizer.step()
-            losses.append(float(loss.detach()))
+            batch = [rows[i] for i in batch_at(step, len(rows), config)]
+            losses.append(optimizer_step(module, optimizer, lambda: answer_loss(module, batch), lr_at(step, total, config),
+                                         config.grad_clip))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             bar.update()
     module.eval()
@@ -258,10 +250,8 @@ def _reuse(out: Path, ident: dict) -> dict:
 
 
 def _save(module, model, out: Path, lineage: dict) -> None:
-    """Model + tokenizer + lineage.json into a temporary folder, renamed to `out` when complete."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
-    try:
+    """Model + tokenizer + lineage.json, written atomically (files.atomic_folder)."""
+    with atomic_folder(out) as tmp:
         if model.backend == "reference":
             from harness.models.reference import save_reference
 
@@ -270,9 +260,6 @@ def _save(module, model, out: Path, lineage: dict) -> None:
             module.save_pretrained(tmp)
             model.tokenizer.save_pretrained(tmp)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=1) + "\n")
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def lineage_summary(task: str, lineage: dict) -> str:

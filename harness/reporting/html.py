@@ -7,7 +7,7 @@ import base64
 import html
 from pathlib import Path
 
-from harness.report_render import html_table
+from harness.reporting.grid import html_table
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1400px;
@@ -37,7 +37,7 @@ def _paragraphs(lines) -> str:
 
 def render_html(report, figures: list[Path] = ()) -> str:
     """The whole page; `report` is a harness.report.Report."""
-    from harness.report import CELL_LEGEND, summary_lines
+    from harness.reporting.build import CELL_LEGEND, summary_lines
 
     esc = html.escape
     summary = [line for line in summary_lines(report) if line]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report_tables import column_label, fs_k, sweep_points
+from harness.reporting.tables import column_label, fs_k, sweep_points
 
 
 def _pyplot():

@@ -3,7 +3,7 @@
 Rows are task x metric; columns are model x {ZS, 1S, FS(k), FT}. A cell is the mean over demonstration
 seeds of the value, ± the across-example standard error (mean over seeds), σ_seed the across-seed spread
 (std of the seed values) when there are several seeds, and for settings other than ZS the difference
-against ZS with * when the paired test (harness.significance) finds it significant.
+against ZS with * when the paired test (harness.reporting.significance) finds it significant.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 
 import pandas as pd
 
-from harness.published import Published, for_cell, for_tasks, model_key
-from harness.report_render import Grid
+from harness.reporting.published import Published, for_cell, for_tasks, model_key
+from harness.reporting.grid import Grid
 
 SETTING_ORDER = {"ZS": 0, "1S": 1, "FS": 2, "FT": 3}
 KEYS = ["model", "task", "metric", "setting", "k"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, unknown
-from harness.tasks import DataSpec, PromptSpec, TaskKind, TaskSpec
+from harness.tasks.spec import DataSpec, PromptSpec, TaskKind, TaskSpec
 
 FOLDER = "bigbench"  # <data dir>/bigbench
 TASKS = "tasks"  # <data dir>/bigbench/tasks/<name>.jsonl + <name>.meta.json

@@ -1,0 +1,1 @@
+"""The task side: task files and their catalog, data, preprocessing, rendering and prompts."""

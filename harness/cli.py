@@ -136,7 +136,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.bigbench import PREFIX, bigbench_names
     from harness.tasks.data import local_file, resolve_data_dir
     from harness.tasks.catalog import load_suite, suite_files, task_files
-    from harness.tasks.spec import load_task
+    from harness.tasks.taskfile import load_task
 
     data_dir = resolve_data_dir(args.data_dir)
     print(f"data dir: {data_dir or '(none found)'}")
@@ -175,25 +175,24 @@ def _train_where(task, data_dir) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.tasks.data import load_task_data, resolve_data_dir
-    from harness.tasks.prompts import build_prompt
     from harness.records import Setting
-    from harness.requests import alternatives
-    from harness.tasks.spec import TaskKind, load_task
+    from harness.tasks.data import load_task_data, resolve_data_dir
+    from harness.tasks.kinds import alternatives, render, without_demonstrations
+    from harness.tasks.prompts import build_prompt
+    from harness.tasks.taskfile import load_task
 
     task = load_task(args.file)
     print(f"{args.file}: task file ok ({task.kind.value}, metrics {', '.join(task.metrics)})")
     data = load_task_data(task, resolve_data_dir(args.data_dir))
     print(f"data: {len(data.eval.examples)} examples from {data.eval.source}; demos from {data.demos.source}"
           + (f" ({data.note})" if data.note else ""))
-    for ex in data.eval.examples:  # every example must render
-        alternatives(task, ex)
+    rendered = [render(task, ex) for ex in data.eval.examples]  # every example must render
     example = data.eval.examples[0]
-    k = 0 if len(data.demos.examples) < 3 or task.kind is TaskKind.PERPLEXITY else 1
+    k = 0 if len(data.demos.examples) < 3 or without_demonstrations(task.kind) else 1
     prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, data.demos.examples)
     text = prompt.text if len(prompt.text) < 2000 else prompt.text[:2000] + f" [... {len(prompt.text) - 2000} more characters]"
     print(f"--- {'one-shot' if k else 'zero-shot'} prompt for {example.id} ---\n{text}")
-    for extra, cont in alternatives(task, example):
+    for extra, cont in alternatives(task, rendered[0]):
         print(f"--- {'context + ' + repr(extra) + ', ' if extra else ''}continuation: {cont!r}")
     return 0
 

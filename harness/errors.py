@@ -29,3 +29,10 @@ def unknown(what: str, name: str, known: Iterable[str]) -> HarnessError:
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message, at most 300 characters: for one-line errors."""
     return (str(error).strip().splitlines() or [""])[0][:300]
+
+
+def say(message: str) -> None:
+    """A progress line on stderr, as every stage reports it: `[harness] message`."""
+    import sys
+
+    print(f"[harness] {message}", file=sys.stderr, flush=True)

@@ -1,4 +1,7 @@
-"""Metrics as objects: a per-example function, an aggregation, its direction and what it needs.
+"""Metrics as objects: per-example functions by the outcome type they read, an aggregation, a direction.
+
+A metric reads outcomes (records.py: one outcome type per task kind) and declares which types: a task
+may list a metric when its kind's outcome type is among them.
 
 Every aggregation here is a function of the column sums of per-example values, so the standard
 error of a mean is sample std / sqrt(n) and every other one is a fast multinomial bootstrap.
@@ -7,32 +10,16 @@ error of a mean is sample std / sqrt(n) and every other one is a fast multinomia
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from harness.tasks.spec import TaskKind
+from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, Outcome, TaskKind
 
 BOOTSTRAP_ITERS = 1000
 BOOTSTRAP_SEED = 1234
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the model produced for one example, as the metrics see it."""
-
-    choices: tuple[str, ...] = ()  # multiple choice: the choice texts (no delimiter)
-    gold: int = 0
-    logprobs: tuple[float, ...] = ()  # per choice; cloze and perplexity: one value
-    greedy: tuple[bool, ...] = ()
-    last_greedy: tuple[bool, ...] = ()  # cloze: the target's final token is the argmax
-    n_tokens: tuple[int, ...] = ()
-    unconditional: tuple[float, ...] = ()  # per choice, after the end-of-text token alone
-    generated: str = ""
-    target: str = ""
-    words: int = 0  # perplexity: whitespace-separated words of the document
-    bytes: int = 0  # perplexity: UTF-8 bytes of the document
 
 
 Aggregate = Callable[[np.ndarray, int], np.ndarray]  # (..., m) column sums, n -> (...)
@@ -41,12 +28,21 @@ Aggregate = Callable[[np.ndarray, int], np.ndarray]  # (..., m) column sums, n -
 @dataclass(frozen=True)
 class Metric:
     name: str
-    kinds: frozenset[TaskKind]
-    per_example: Callable[[Outcome], tuple[float, ...]]
+    reads: Mapping[type, Callable[[Any], tuple[float, ...]]]  # outcome type -> per-example values
     aggregate: Aggregate
     higher_is_better: bool
     is_mean: bool  # stderr = sample std / sqrt(n); otherwise bootstrap
     needs_unconditional: bool = False
+
+    def per_example(self, outcome: Outcome) -> tuple[float, ...]:
+        return self.reads[type(outcome)](outcome)
+
+    @property
+    def kinds(self) -> frozenset[TaskKind]:
+        """The task kinds whose outcomes this metric reads."""
+        from harness.tasks.kinds import KINDS
+
+        return frozenset(kind for kind, rules in KINDS.items() if rules.outcome in self.reads)
 
     def score(self, outcomes: list[Outcome]) -> tuple[np.ndarray, float, float]:
         """Per-example values (n, m), the aggregate, and its standard error."""
@@ -69,25 +65,23 @@ def bootstrap_stderr(values: np.ndarray, aggregate: Aggregate, iters: int = BOOT
     return float(np.std(stats, ddof=1))
 
 
-def _pick(outcome: Outcome, scores: np.ndarray) -> tuple[float]:
+def _pick(outcome: ChoiceOutcome, scores: np.ndarray) -> tuple[float]:
     return (float(int(np.argmax(scores)) == outcome.gold),)
 
 
-def _acc(o: Outcome) -> tuple[float]:
-    if o.choices:  # multiple choice: the highest log-likelihood is the answer
-        return _pick(o, np.array(o.logprobs))
-    return (float(all(o.greedy)),)  # cloze: the whole target is the greedy continuation
+def _acc(o: ChoiceOutcome) -> tuple[float]:
+    return _pick(o, np.array(o.logprobs))  # the highest log-likelihood is the answer
 
 
-def _acc_norm(o: Outcome) -> tuple[float]:
+def _acc_norm(o: ChoiceOutcome) -> tuple[float]:
     return _pick(o, np.array(o.logprobs) / np.array([len(c) for c in o.choices]))
 
 
-def _acc_per_token(o: Outcome) -> tuple[float]:
+def _acc_per_token(o: ChoiceOutcome) -> tuple[float]:
     return _pick(o, np.array(o.logprobs) / np.maximum(np.array(o.n_tokens), 1))
 
 
-def _acc_calibrated(o: Outcome) -> tuple[float]:
+def _acc_calibrated(o: ChoiceOutcome) -> tuple[float]:
     return _pick(o, np.array(o.logprobs) - np.array(o.unconditional))
 
 
@@ -95,46 +89,30 @@ def _mean(s, n):
     return s[..., 0] / n
 
 
-_MC = frozenset({TaskKind.MULTIPLE_CHOICE})
-_PPL = frozenset({TaskKind.PERPLEXITY})
+def _per_word_or_byte(s, n):
+    return np.exp(-s[..., 0] / s[..., 1])
+
 
 METRICS: dict[str, Metric] = {
-    "acc": Metric("acc", _MC | {TaskKind.CLOZE}, _acc, _mean, True, True),
+    # multiple choice: argmax of the log-likelihoods; cloze: the whole target is the greedy continuation
+    "acc": Metric("acc", {ChoiceOutcome: _acc, ClozeOutcome: lambda o: (float(o.greedy),)}, _mean, True, True),
     # lm-evaluation-harness: log-likelihood divided by the choice's length in characters
-    "acc_norm": Metric("acc_norm", _MC, _acc_norm, _mean, True, True),
-    "acc_per_token": Metric("acc_per_token", _MC, _acc_per_token, _mean, True, True),
+    "acc_norm": Metric("acc_norm", {ChoiceOutcome: _acc_norm}, _mean, True, True),
+    "acc_per_token": Metric("acc_per_token", {ChoiceOutcome: _acc_per_token}, _mean, True, True),
     # lm-evaluation-harness's acc_mutual_info: log p(choice | prompt) - log p(choice | end-of-text)
-    "acc_calibrated": Metric("acc_calibrated", _MC, _acc_calibrated, _mean, True, True, needs_unconditional=True),
+    "acc_calibrated": Metric("acc_calibrated", {ChoiceOutcome: _acc_calibrated}, _mean, True, True,
+                             needs_unconditional=True),
     # the GPT-2 paper's LAMBADA rule: only the final token of the target must be the argmax, given the
     # context and the target's earlier tokens (lm-evaluation-harness's acc needs every token)
-    "acc_last_token": Metric(
-        "acc_last_token", frozenset({TaskKind.CLOZE}), lambda o: (float(all(o.last_greedy)),), _mean, True, True,
-    ),
-    "perplexity": Metric(
-        "perplexity", frozenset({TaskKind.CLOZE}), lambda o: (o.logprobs[0],),
-        lambda s, n: np.exp(-s[..., 0] / n), False, False,
-    ),
-    "word_perplexity": Metric(
-        "word_perplexity", _PPL, lambda o: (o.logprobs[0], o.words),
-        lambda s, n: np.exp(-s[..., 0] / s[..., 1]), False, False,
-    ),
-    "byte_perplexity": Metric(
-        "byte_perplexity", _PPL, lambda o: (o.logprobs[0], o.bytes),
-        lambda s, n: np.exp(-s[..., 0] / s[..., 1]), False, False,
-    ),
-    "bits_per_byte": Metric(
-        "bits_per_byte", _PPL, lambda o: (o.logprobs[0], o.bytes),
-        lambda s, n: -s[..., 0] / s[..., 1] / math.log(2), False, False,
-    ),
-    "exact_match": Metric(
-        "exact_match", frozenset({TaskKind.GENERATE}), lambda o: (float(o.generated.strip() == o.target.strip()),),
-        _mean, True, True,
-    ),
-}
-
-DEFAULT_METRICS: dict[TaskKind, tuple[str, ...]] = {
-    TaskKind.MULTIPLE_CHOICE: ("acc", "acc_norm"),
-    TaskKind.CLOZE: ("acc", "perplexity"),
-    TaskKind.PERPLEXITY: ("word_perplexity", "byte_perplexity", "bits_per_byte"),
-    TaskKind.GENERATE: ("exact_match",),
+    "acc_last_token": Metric("acc_last_token", {ClozeOutcome: lambda o: (float(o.last_greedy),)}, _mean, True, True),
+    "perplexity": Metric("perplexity", {ClozeOutcome: lambda o: (o.logprob,)},
+                         lambda s, n: np.exp(-s[..., 0] / n), False, False),
+    "word_perplexity": Metric("word_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.words)},
+                              _per_word_or_byte, False, False),
+    "byte_perplexity": Metric("byte_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
+                              _per_word_or_byte, False, False),
+    "bits_per_byte": Metric("bits_per_byte", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
+                            lambda s, n: -s[..., 0] / s[..., 1] / math.log(2), False, False),
+    "exact_match": Metric("exact_match", {GenerationOutcome: lambda o: (float(o.generated.strip() == o.target.strip()),)},
+                          _mean, True, True),
 }

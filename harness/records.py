@@ -24,12 +24,34 @@ class Setting(enum.Enum):
         return self.name if self is not Setting.OS else "1S"
 
 
+class TaskKind(enum.Enum):
+    """How a task is scored; each kind is one record in harness/tasks/kinds.py."""
+
+    MULTIPLE_CHOICE = "multiple_choice"  # one loglikelihood request per choice
+    PARTIAL_SCORING = "partial_scoring"  # each choice completes the context; the shared target is scored
+    CLOZE = "cloze"  # one loglikelihood request for the target
+    PERPLEXITY = "perplexity"  # rolling loglikelihood of whole documents
+    GENERATE = "generate"  # greedy generation, compared with the target
+
+
 @dataclass(frozen=True)
 class Example:
     """One row of a split, after the task's preprocessing. `id` is stable: '<split>-<row index>'."""
 
     id: str
     fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One example rendered once by its task's templates: what prompts, requests, FT and outcomes all read."""
+
+    id: str
+    query: str  # the question (perplexity: the document)
+    choices: tuple[str, ...] = ()  # multiple choice: answer texts; partial scoring: what completes the context
+    gold: int = -1  # index of the gold choice
+    target: str = ""  # the gold continuation (multiple choice: the gold choice; partial scoring: the shared text)
+    units: str = ""  # perplexity: the text whose words and bytes normalise
 
 
 @dataclass(frozen=True)
@@ -116,6 +138,54 @@ class GenerateResult:
 
 
 Result = LoglikelihoodResult | RollingResult | GenerateResult
+
+# ---------------------------------------------------------------- outcomes: one type per task kind
+
+
+@dataclass(frozen=True)
+class ChoiceOutcome:
+    """Multiple choice and partial scoring: a log-likelihood per choice."""
+
+    choices: tuple[str, ...]  # the choice texts (no delimiter)
+    gold: int
+    logprobs: tuple[float, ...]
+    greedy: tuple[bool, ...]
+    n_tokens: tuple[int, ...]
+    unconditional: tuple[float, ...] = ()  # per choice, after the prefix token alone (when a metric needs it)
+    truncated: int = 0  # context tokens cut to fit, the most over the choices
+
+
+@dataclass(frozen=True)
+class ClozeOutcome:
+    """Cloze: the log-likelihood of the one target."""
+
+    target: str
+    logprob: float
+    greedy: bool  # every target token is the argmax
+    last_greedy: bool  # the final target token is the argmax (GPT-2 paper's LAMBADA rule)
+    n_tokens: int
+    truncated: int = 0
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """Perplexity: the rolling log-likelihood of one document."""
+
+    logprob: float
+    n_tokens: int
+    words: int  # whitespace-separated words of the units text
+    bytes: int  # UTF-8 bytes of the units text
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    """Generation: the greedy continuation, cut at the first stop string, and the expected text."""
+
+    generated: str
+    target: str
+
+
+Outcome = ChoiceOutcome | ClozeOutcome | DocumentOutcome | GenerationOutcome
 
 # The long table, one row per (model, task, setting, k, seed, metric): scores.csv's columns, in order.
 # note: why a cell has no value (value NaN, n 0, shown as n/a), else empty.

@@ -11,10 +11,11 @@ import pytest
 from harness.tasks.bigbench import bigbench_names, bigbench_preprocess, bigbench_rows, bigbench_task, listed_order
 from harness.errors import HarnessError
 from harness.metrics import METRICS
-from harness.tasks.prompts import build_prompt, choices_of, target_of
+from harness.tasks.prompts import build_prompt
+from harness.tasks.templates import choices_of
 from harness.records import Example, LoglikelihoodRequest, Setting
-from harness.requests import requests_for
-from harness.tasks.spec import TaskKind
+from harness.tasks.kinds import render, requests_for
+from harness.records import TaskKind
 from tests.conftest import SHARED_DATA, write_jsonl
 
 ROWS = [
@@ -85,10 +86,10 @@ def test_requests_score_each_choice_after_the_prompt(data):
     """The whole path: one loglikelihood request per target_scores key, no delimiter before it."""
     task, examples = load(data, "toy")
     prompt = build_prompt(task, examples[1], Setting.ZS, 0, 0, examples)
-    requests = requests_for(task, prompt, examples[1], unconditional=False)
+    requests = requests_for(task, prompt, render(task, examples[1]), unconditional=False)
     assert all(isinstance(r, LoglikelihoodRequest) and r.context == prompt.text for r in requests)
     assert [r.continuation for r in requests] == ["4", "5", "22"]  # file order; only the listing is shuffled
-    assert target_of(task, examples[1]) == "4"
+    assert render(task, examples[1]).target == "4"
 
 
 def test_gold_is_first_top_scored_choice(data):
@@ -209,8 +210,8 @@ def test_every_shared_task_loads_and_renders():
             assert len(choices) >= 2 and len(set(choices)) == len(choices), (name, example.id)
             target = example.fields.get("target")
             if isinstance(target, str):  # BIG-bench demonstrates with `target` when given: it is our gold
-                assert target == target_of(task, example), (name, example.id)
+                assert target == render(task, example).target, (name, example.id)
             k = 1 if i < 20 else 0  # every example zero-shot, the first twenty one-shot too
             prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, examples)
             assert prompt.text.startswith(task.description) and prompt.k_used == k
-            assert len(requests_for(task, prompt, example, unconditional=False)) == len(choices)
+            assert len(requests_for(task, prompt, render(task, example), unconditional=False)) == len(choices)

@@ -27,12 +27,12 @@ def args(task_env, model_dir, name: str, *extra) -> list[str]:
 
 KILLER = """
 import os, signal, sys
-from harness import pipeline
+from harness.execution import executor
 from harness.cli import main
 from harness.models import hf
 from harness.records import RequestKind
 
-pipeline.CHUNK = {kind: 4 for kind in RequestKind}
+executor.CHUNK = {kind: 4 for kind in RequestKind}
 real, calls = hf.HFModel.loglikelihood, []
 
 def dying(self, requests):

@@ -189,7 +189,7 @@ def test_interrupted_run_resumes_from_the_cache(task_env, tiny_gpt2_dir, monkeyp
             raise KeyboardInterrupt
         return real(self, requests)
 
-    monkeypatch.setattr("harness.pipeline.CHUNK", {kind: 4 for kind in RequestKind})
+    monkeypatch.setattr("harness.execution.executor.CHUNK", {kind: 4 for kind in RequestKind})
     monkeypatch.setattr(hf.HFModel, "loglikelihood", flaky)
     assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,1s", "--limit", "5", tasks=("toy_mc",)) == 130
     assert not (task_env["root"] / "results" / "r").exists()

@@ -7,7 +7,7 @@ import pytest
 from harness.tasks.data import load_task_data, resolve_data_dir
 from harness.errors import HarnessError
 from harness.tasks.preprocess import lambada, wikitext_documents
-from harness.tasks.spec import load_task
+from harness.tasks.taskfile import load_task
 from tests.conftest import TOY_MC
 
 

@@ -17,8 +17,8 @@ from harness.train.finetune import NoTrainSplit, answer_loss, finetune, load_tra
 from harness.train.overlap import EvalIndex, Hit
 from harness.tasks.prompts import build_prompt
 from harness.records import Example, Setting
-from harness.requests import requests_for
-from harness.tasks.spec import load_task
+from harness.tasks.kinds import requests_for, render
+from harness.tasks.taskfile import load_task
 from tests.conftest import TOY_MC
 from tests.test_cli import run_cli
 
@@ -95,7 +95,7 @@ def test_training_loss_is_the_scorers_log_likelihood_of_the_gold_answer(ft_env, 
     gold = []
     for ex in examples:
         prompt = build_prompt(spec, ex, Setting.ZS, 0, 0, ())
-        gold.append(requests_for(spec, prompt, ex, unconditional=False)[ex.fields["label"]])
+        gold.append(requests_for(spec, prompt, render(spec, ex), unconditional=False)[ex.fields["label"]])
     results = model.loglikelihood(gold).values()
     expected = -sum(r.logprob for r in results) / sum(r.n_tokens for r in results)
     with torch.no_grad():

@@ -7,13 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from harness.metrics import METRICS, Outcome, bootstrap_stderr
+from harness.metrics import METRICS, bootstrap_stderr
+from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome
 
 
 def mc(logprobs, gold, choices=None, n_tokens=None, unconditional=()):
     choices = choices or tuple("x" * (i + 1) for i in range(len(logprobs)))
-    return Outcome(choices=tuple(choices), gold=gold, logprobs=tuple(logprobs),
-                   n_tokens=tuple(n_tokens or [1] * len(logprobs)), unconditional=tuple(unconditional))
+    return ChoiceOutcome(choices=tuple(choices), gold=gold, logprobs=tuple(logprobs), greedy=(False,) * len(logprobs),
+                         n_tokens=tuple(n_tokens or [1] * len(logprobs)), unconditional=tuple(unconditional))
+
+
+def cloze(logprob, greedy=False, last_greedy=False):
+    return ClozeOutcome(target="", logprob=logprob, greedy=greedy, last_greedy=last_greedy, n_tokens=1)
 
 
 def test_acc_and_acc_norm_by_hand():
@@ -43,21 +48,22 @@ def test_mean_with_sample_stderr():
 
 
 def test_cloze_acc_and_perplexity():
-    outcomes = [Outcome(logprobs=(-1.0,), greedy=(True,)), Outcome(logprobs=(-3.0,), greedy=(False,))]
+    outcomes = [cloze(-1.0, greedy=True), cloze(-3.0, greedy=False)]
     assert METRICS["acc"].score(outcomes)[1] == 0.5
     assert METRICS["perplexity"].score(outcomes)[1] == pytest.approx(math.exp(2.0))
 
 
 def test_document_perplexities_by_hand():
-    outcomes = [Outcome(logprobs=(-10.0,), words=4, bytes=20), Outcome(logprobs=(-30.0,), words=6, bytes=30)]
+    outcomes = [DocumentOutcome(logprob=-10.0, n_tokens=0, words=4, bytes=20),
+                DocumentOutcome(logprob=-30.0, n_tokens=0, words=6, bytes=30)]
     assert METRICS["word_perplexity"].score(outcomes)[1] == pytest.approx(math.exp(40 / 10))
     assert METRICS["byte_perplexity"].score(outcomes)[1] == pytest.approx(math.exp(40 / 50))
     assert METRICS["bits_per_byte"].score(outcomes)[1] == pytest.approx(40 / 50 / math.log(2))
 
 
 def test_exact_match_strips_whitespace():
-    assert METRICS["exact_match"].per_example(Outcome(generated=" Paris\n", target="Paris")) == (1.0,)
-    assert METRICS["exact_match"].per_example(Outcome(generated="paris", target="Paris")) == (0.0,)
+    assert METRICS["exact_match"].per_example(GenerationOutcome(generated=" Paris\n", target="Paris")) == (1.0,)
+    assert METRICS["exact_match"].per_example(GenerationOutcome(generated="paris", target="Paris")) == (0.0,)
 
 
 def test_bootstrap_is_seeded_and_close_to_the_formula_for_a_mean():
@@ -70,11 +76,11 @@ def test_bootstrap_is_seeded_and_close_to_the_formula_for_a_mean():
 
 
 def test_single_example_has_no_stderr():
-    _, value, stderr = METRICS["perplexity"].score([Outcome(logprobs=(-2.0,))])
+    _, value, stderr = METRICS["perplexity"].score([cloze(-2.0)])
     assert value == pytest.approx(math.exp(2)) and math.isnan(stderr)
 
 
 def test_acc_last_token_needs_only_the_final_token():
-    o = Outcome(logprobs=(-3.0,), greedy=(False,), last_greedy=(True,))
+    o = cloze(-3.0, greedy=False, last_greedy=True)
     assert METRICS["acc"].per_example(o) == (0.0,)
     assert METRICS["acc_last_token"].per_example(o) == (1.0,)

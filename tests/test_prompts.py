@@ -8,7 +8,7 @@ import pytest
 from harness.errors import HarnessError
 from harness.tasks.prompts import build_prompt, check_pool, fit_prompt, sample_demos
 from harness.records import Example, Setting
-from harness.tasks.spec import load_task
+from harness.tasks.taskfile import load_task
 from tests.conftest import MC_ROWS, TOY_CLOZE, TOY_MC
 
 
@@ -104,7 +104,7 @@ def test_fit_drops_whole_demonstrations_from_the_end(mc_task):
 
 
 PARTIAL = """
-kind = "multiple_choice"
+kind = "partial_scoring"
 preprocess = "winogrande"
 metrics = ["acc"]
 [data]
@@ -121,7 +121,7 @@ answer = "$gold"
 def test_partial_scoring_requests_and_demo(tmp_path):
     """Winogrande: each option completes the context; the text after the blank is what is scored."""
     from harness.tasks.preprocess import winogrande
-    from harness.requests import requests_for
+    from harness.tasks.kinds import requests_for, render
 
     path = tmp_path / "w.toml"
     path.write_text(PARTIAL)
@@ -133,7 +133,7 @@ def test_partial_scoring_requests_and_demo(tmp_path):
     pool = examples("validation", rows)
     prompt = build_prompt(task, pool[0], Setting.OS, 1, 0, pool)
     assert prompt.text == "The cup broke when it fell.\n\n"
-    requests = requests_for(task, prompt, pool[0], unconditional=False)
+    requests = requests_for(task, prompt, render(task, pool[0]), unconditional=False)
     assert [(r.context, r.continuation) for r in requests] == [
         ("The cup broke when it fell.\n\nAnn beat Bo because Ann", " was faster."),
         ("The cup broke when it fell.\n\nAnn beat Bo because Bo", " was faster."),
@@ -141,7 +141,7 @@ def test_partial_scoring_requests_and_demo(tmp_path):
 
 
 def test_answer_labels_map_strings_case_insensitively(tmp_path):
-    from harness.tasks.prompts import gold_of
+    from harness.tasks.templates import gold_of
 
     toml = TOY_MC.replace('answer = "$label"', 'answer = "$label"\nanswer_labels = ["false", "true"]')
     path = tmp_path / "labels.toml"

@@ -6,7 +6,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.tasks.catalog import TASKS_DIR, resolve_task, task_files
-from harness.tasks.spec import TaskKind, load_task
+from harness.records import TaskKind
+from harness.tasks.taskfile import load_task
 from tests.conftest import SHARED_DATA, TOY_MC
 
 
@@ -71,12 +72,12 @@ def test_every_shipped_task_renders_prompts_on_shared_data(name):
     from harness.tasks.data import load_task_data
     from harness.tasks.prompts import build_prompt
     from harness.records import Setting
-    from harness.requests import alternatives
+    from harness.tasks.kinds import alternatives, render
 
     task = load_task(TASKS_DIR / f"{name}.toml")
     data = load_task_data(task, SHARED_DATA)
     for example in data.eval.examples[:20]:
-        conts = alternatives(task, example)
+        conts = alternatives(task, render(task, example))
         if task.kind is TaskKind.PERPLEXITY:
             prompt = build_prompt(task, example, Setting.ZS, 0, 0, data.demos.examples)
             assert prompt.text and not conts
@@ -98,5 +99,31 @@ def test_suites_expand_in_order_without_duplicates():
 
 def test_partial_scoring_rejects_calibrated_accuracy(tmp_path):
     text = TOY_MC.replace('answer = "$label"', 'answer = "$label"\ntarget = "$goal"')
+    text = text.replace('kind = "multiple_choice"', 'kind = "partial_scoring"')
     with pytest.raises(HarnessError, match="acc_calibrated needs a continuation per choice"):
         load_task(write(tmp_path, text))
+
+
+def test_partial_scoring_is_explicit_and_an_old_file_says_how_to_migrate(tmp_path):
+    """Before, "multiple_choice with a prompt.target" meant partial scoring implicitly."""
+    old = TOY_MC.replace('answer = "$label"', 'answer = "$label"\ntarget = "$goal"')
+    with pytest.raises(HarnessError, match=r't.toml: prompt.target: .*write kind = "partial_scoring"'):
+        load_task(write(tmp_path, old))
+    new = old.replace('kind = "multiple_choice"', 'kind = "partial_scoring"').replace(', "acc_calibrated"', "")
+    task = load_task(write(tmp_path, new))
+    assert task.kind is TaskKind.PARTIAL_SCORING and "acc_calibrated" not in task.metrics
+
+
+@pytest.mark.parametrize(("kind", "key"), [("cloze", "choices"), ("perplexity", "target_delimiter"),
+                                           ("multiple_choice", "stop"), ("cloze", "max_new_tokens")])
+def test_prompt_keys_that_do_not_apply_to_the_kind_are_errors(tmp_path, kind, key):
+    text = f'kind = "{kind}"\n[data]\nlocal = "x"\neval_split = "test"\n[prompt]\nquery = "$q"\ntarget = "$t"\n' \
+           f'text = "$d"\nchoices = ["$a"]\nanswer = "$g"\n'
+    lines = [line for line in text.splitlines() if line.split(" = ")[0] in ("kind", "[data]", "local", "eval_split", "[prompt]")
+             or line.split(" = ")[0] in KINDS_REQUIRED[kind]]
+    lines.append(f'{key} = {"1" if key == "max_new_tokens" else chr(34) + "x" + chr(34)}' if key != "stop" else 'stop = ["x"]')
+    with pytest.raises(HarnessError, match=rf"t.toml: prompt.{key}: does not apply to kind = '{kind}'"):
+        load_task(write(tmp_path, "\n".join(lines) + "\n"))
+
+
+KINDS_REQUIRED = {"cloze": ("query", "target"), "perplexity": ("text",), "multiple_choice": ("query", "choices", "answer")}

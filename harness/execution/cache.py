@@ -1,5 +1,5 @@
-"""A persistent result cache in SQLite (WAL mode), keyed by content: the model's fingerprint, the
-request kind and the request's text. Written as each chunk of requests completes, so an interrupted
+"""A persistent result cache in SQLite (WAL mode), keyed by content: the model's fingerprint and the plan
+unit's content key (request kind and text). Written as each chunk of units completes, so an interrupted
 run loses no finished work, and a rerun scores only what is missing.
 """
 
@@ -8,23 +8,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.records import GenerateResult, LoglikelihoodResult, Request, RequestKind, Result, RollingResult
+from harness.execution.plan import Unit
+from harness.records import GenerateResult, LoglikelihoodResult, RequestKind, Result, RollingResult
 
-SCHEMA = 2  # bump when a result record gains or changes a field: older entries are then not reused
+SCHEMA = 3  # bump when a result record or the content key changes: older entries are then not reused
 _RESULT_TYPES = {
     RequestKind.LOGLIKELIHOOD: LoglikelihoodResult,
     RequestKind.ROLLING: RollingResult,
     RequestKind.GENERATE: GenerateResult,
 }
-
-
-def payload(request: Request) -> tuple:
-    """What a request asks of the model, without its id."""
-    return tuple(v for k, v in vars(request).items() if k not in ("id", "kind"))
 
 
 class ResultCache:
@@ -37,25 +33,24 @@ class ResultCache:
         self.db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.commit()
 
-    def key(self, request: Request) -> str:
-        text = json.dumps([SCHEMA, self.fingerprint, request.kind.value, *payload(request)], ensure_ascii=False)
-        return hashlib.sha256(text.encode()).hexdigest()
+    def key(self, unit: Unit) -> str:
+        return hashlib.sha256(f"{SCHEMA}|{self.fingerprint}|{unit.key}".encode()).hexdigest()
 
-    def get(self, requests: Sequence[Request]) -> dict[str, Result]:
-        """Cached results by request id, for the requests that have one."""
-        keys = {self.key(r): r for r in requests}
+    def get(self, units: Sequence[Unit]) -> dict[str, Result]:
+        """Cached results by unit key, for the units that have one."""
+        keys = {self.key(u): u for u in units}
         found: dict[str, Result] = {}
         key_list = list(keys)
         for start in range(0, len(key_list), 500):
             chunk = key_list[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for key, value in self.db.execute(f"SELECT key, value FROM results WHERE key IN ({marks})", chunk):
-                request = keys[key]
-                found[request.id] = _RESULT_TYPES[request.kind](**json.loads(value))
+                unit = keys[key]
+                found[unit.key] = _RESULT_TYPES[unit.request.kind](**json.loads(value))
         return found
 
-    def put(self, requests: Iterable[Request], results: dict[str, Result]) -> None:
-        rows = [(self.key(r), json.dumps(asdict(results[r.id]))) for r in requests]
+    def put(self, units: Sequence[Unit], results: Mapping[str, Result]) -> None:
+        rows = [(self.key(u), json.dumps(asdict(results[u.key]))) for u in units]
         with self.db:  # one transaction per completed chunk
             self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)", rows)
 

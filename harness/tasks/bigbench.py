@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, unknown
-from harness.tasks.spec import DataSpec, PromptSpec, TaskKind, TaskSpec
+from harness.records import TaskKind
+from harness.tasks.spec import DataSpec, PromptSpec, TaskSpec
 
 FOLDER = "bigbench"  # <data dir>/bigbench
 TASKS = "tasks"  # <data dir>/bigbench/tasks/<name>.jsonl + <name>.meta.json

@@ -14,7 +14,8 @@ from pathlib import Path
 from harness.errors import HarnessError, unknown
 from harness.files import CHECKOUT_ROOT, PACKAGE_ROOT, in_checkout
 from harness.tasks import bigbench
-from harness.tasks.spec import TaskSpec, Where, load_task
+from harness.tasks.spec import TaskSpec
+from harness.tasks.taskfile import Where, load_task
 
 
 

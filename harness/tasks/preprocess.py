@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 
 from harness.errors import HarnessError
-from harness.records import Example
 
 Rows = list[dict]
 
@@ -136,10 +135,3 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "wikitext_documents": wikitext_documents,
 }
 
-
-def units_text(task, example: Example) -> str:
-    """The text whose words and bytes normalise a perplexity: prompt.units_text, else the scored text."""
-    from harness.tasks.prompts import render
-
-    template = task.prompt.units_text or task.prompt.text
-    return render(task, "prompt.units_text", template, example)

@@ -37,10 +37,10 @@ from harness.files import atomic_folder
 from harness.models import scoring
 from harness.train.overlap import EvalIndex, Hit
 from harness.train.optim import adamw, optimizer_step
-from harness.tasks.prompts import build_prompt, choices_of, demo_text, gold_of, target_of
-from harness.records import Example, Prompt, Setting
-from harness.requests import alternatives
-from harness.tasks.spec import TaskKind, TaskSpec
+from harness.records import Example, Prompt, Rendered, Setting
+from harness.tasks.kinds import demo_text, gold_pair, render, without_demonstrations
+from harness.tasks.prompts import build_prompt
+from harness.tasks.spec import TaskSpec
 
 FORMAT, VERSION = "harness-finetune", 1
 LINEAGE = "lineage.json"
@@ -55,8 +55,8 @@ class NoTrainSplit(HarnessError):
 def load_train(spec: TaskSpec, data_dir: Path | None, eval_split: Split, force: bool = False) -> Split:
     """The task's train split, or NoTrainSplit with the reason. Refuses the eval split unless forced."""
     split = spec.data.train_split
-    if spec.kind is TaskKind.PERPLEXITY:
-        raise NoTrainSplit("perplexity tasks are not fine-tuned")
+    if without_demonstrations(spec.kind):
+        raise NoTrainSplit(f"{spec.kind.value} tasks are not fine-tuned")
     if split is None:
         raise NoTrainSplit("no train split: the task file names no data.train_split")
     if split == eval_split.name and not force:
@@ -78,7 +78,7 @@ def load_train(spec: TaskSpec, data_dir: Path | None, eval_split: Split, force: 
 def select_examples(spec: TaskSpec, train: Split, evaluation: Split, config: FinetuneConfig) -> tuple[list[Example], list[Hit]]:
     """Up to max_examples train examples in a seeded order, without those that overlap the eval split
     (kept, and still reported, when forced)."""
-    index = EvalIndex({ex.id: demo_text(spec, ex) for ex in evaluation.examples})
+    index = EvalIndex({ex.id: demo_text(spec, render(spec, ex)) for ex in evaluation.examples})
     order = list(range(len(train.examples)))
     random.Random(config.seed).shuffle(order)
     limit = config.max_examples or len(order)
@@ -87,7 +87,7 @@ def select_examples(spec: TaskSpec, train: Split, evaluation: Split, config: Fin
         if len(chosen) == limit:
             break
         example = train.examples[i]
-        hit = index.find(example.id, demo_text(spec, example))
+        hit = index.find(example.id, demo_text(spec, render(spec, example)))
         if hit:
             hits.append(hit)
         if hit is None or config.force:
@@ -95,23 +95,19 @@ def select_examples(spec: TaskSpec, train: Split, evaluation: Split, config: Fin
     return chosen, hits
 
 
-def gold_pair(spec: TaskSpec, prompt: Prompt, example: Example) -> tuple[str, str]:
-    """(context, continuation) of the gold answer, exactly as the scorer builds the gold choice's request."""
-    match spec.kind:
-        case TaskKind.MULTIPLE_CHOICE:
-            extra, continuation = alternatives(spec, example)[gold_of(spec, example, len(choices_of(spec, example)))]
-            return prompt.text + extra, continuation
-        case TaskKind.CLOZE | TaskKind.GENERATE:
-            return prompt.text, spec.prompt.target_delimiter + target_of(spec, example)
-    raise HarnessError(f"task {spec.name}: {spec.kind.value} tasks are not fine-tuned")
+def training_pair(spec: TaskSpec, prompt: Prompt, rendered: Rendered) -> tuple[str, str]:
+    """(context, continuation) of the gold answer, exactly as the scorer builds the gold request (kinds.py)."""
+    extra, continuation = gold_pair(spec, rendered)
+    return prompt.text + extra, continuation
 
 
 def training_rows(spec: TaskSpec, examples: list[Example], model) -> list[scoring.ModelInput]:
     """Model inputs with their scored continuation tokens, as the scorer would feed the ZS prompt."""
     rows = []
     for example in examples:
-        prompt = build_prompt(spec, example, Setting.ZS, 0, 0, ())
-        context, continuation = gold_pair(spec, prompt, example)
+        rendered = render(spec, example)
+        prompt = build_prompt(spec, example, Setting.ZS, 0, 0, (), lambda ex: rendered)
+        context, continuation = training_pair(spec, prompt, rendered)
         pair = scoring.encode_pair(model.encode, context, continuation, model.prefix_token)
         row = scoring.model_input(pair, model.max_length)
         if row.targets:

@@ -53,13 +53,12 @@ def build_model() -> HFModel:
 
 def build_requests(model: HFModel, task: str, setting: Setting, shots: int, n: int) -> list:
     """The harness's own requests for the first n examples (demonstrations dropped to fit, as in a run)."""
-    from harness.pipeline import _examples_per_prompt, _fit, prepare
-    from harness.requests import requests_for
+    from harness.pipeline import fit, prepare
+    from harness.tasks.kinds import requests_for
 
     config = RunConfig(tasks=(task,), settings=(setting,), shots=(shots or 5,), limit=n)
-    (prepared,) = [_fit(t, model) for t in prepare(config)]
-    return [r for p, ex in zip(prepared.prompts, _examples_per_prompt(prepared), strict=True)
-            for r in requests_for(prepared.spec, p, ex, False)]
+    (prepared,) = [fit(t, model) for t in prepare(config)]
+    return [r for p, rendered in prepared.prompts for r in requests_for(prepared.spec, p, rendered, False)]
 
 
 def model_inputs(model: HFModel, requests) -> list[scoring.ModelInput]:

@@ -1,0 +1,77 @@
+"""A plan: the frozen list of request units a run asks of one model, made before any model work.
+
+A unit is one distinct request payload with a stable content key (the request kind and its text: the same
+key whatever task, prompt or run asks for it); the requests of a run that share a payload share a unit.
+Units are in execution order: by request kind, and within a kind the longest context first, with the
+requests of one context side by side (so the choices of a question land in one batch and the model scores
+them in one packed row, models/packing.py). Executors run units; `join` gives results back by request id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from harness.records import Request, RequestKind, Result
+
+
+def payload(request: Request) -> tuple:
+    """What a request asks of the model, without its id."""
+    return tuple(v for k, v in vars(request).items() if k not in ("id", "kind"))
+
+
+def content_key(request: Request) -> str:
+    """sha256 of the request kind and payload: equal keys ask the model the same question."""
+    text = json.dumps([request.kind.value, *payload(request)], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def size(request: Request) -> int:
+    """Characters the model reads for a request: a proxy for its cost."""
+    return sum(len(v) for v in payload(request) if isinstance(v, str))
+
+
+def _order(request: Request) -> tuple:
+    context = getattr(request, "context", "")
+    return len(context), context, size(request)
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str  # content_key(request)
+    request: Request  # the first request with this payload (its id is incidental)
+
+
+@dataclass(frozen=True)
+class Plan:
+    units: tuple[Unit, ...]  # distinct payloads, in execution order
+    owners: Mapping[str, str]  # request id -> key of the unit that answers it
+
+    def kinds(self) -> list[RequestKind]:
+        return list(dict.fromkeys(u.request.kind for u in self.units))
+
+    def of_kind(self, kind: RequestKind) -> list[Unit]:
+        return [u for u in self.units if u.request.kind is kind]
+
+    def join(self, results: Mapping[str, Result]) -> dict[str, Result]:
+        """Results by request id from results by unit key; every planned key must have arrived."""
+        missing = [u.key for u in self.units if u.key not in results]
+        if missing:
+            raise RuntimeError(f"{len(missing)} of {len(self.units)} planned results did not arrive (first: {missing[0]})")
+        return {rid: results[key] for rid, key in self.owners.items()}
+
+
+def make_plan(requests: Iterable[Request]) -> Plan:
+    """One unit per distinct payload, grouped by kind (first seen first), longest context first."""
+    by_kind: dict[RequestKind, dict[str, Request]] = {}  # kind -> key -> first request
+    owners = {}
+    for r in requests:
+        key = content_key(r)
+        by_kind.setdefault(r.kind, {}).setdefault(key, r)
+        owners[r.id] = key
+    units = [Unit(key, r) for unique in by_kind.values()
+             for key, r in sorted(unique.items(), key=lambda item: _order(item[1]), reverse=True)]
+    return Plan(tuple(units), MappingProxyType(owners))

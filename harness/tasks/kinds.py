@@ -1,0 +1,242 @@
+"""A task kind is one record in one table: the prompt keys its file may give, how an example renders, the
+requests a prompt asks of the model, the outcome built from their results, what a sample records, the gold
+pair that demonstrations and fine-tuning use, and its default metrics.
+
+| kind            | requests per prompt                                   | outcome           | gold pair (extra, continuation) |
+| --------------- | ----------------------------------------------------- | ----------------- | ------------------------------- |
+| multiple_choice | loglikelihood of delimiter + choice, for each choice  | ChoiceOutcome     | ("", delimiter + gold choice)   |
+| partial_scoring | loglikelihood of delimiter + target after each choice | ChoiceOutcome     | (gold choice, delimiter + target) |
+| cloze           | loglikelihood of delimiter + target                   | ClozeOutcome      | ("", delimiter + target)        |
+| perplexity      | rolling loglikelihood of the document                 | DocumentOutcome   | none: no demonstrations, no FT  |
+| generate        | greedy continuation until a stop string               | GenerationOutcome | ("", delimiter + target)        |
+
+A demonstration is query + extra + continuation of its gold pair; FT trains on (prompt + extra, continuation).
+A new kind is one TaskKind member, one record here, and metrics that read its outcome type (metrics.py).
+Request ids extend the prompt's key, so results join back by id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
+                             GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, Result,
+                             RollingRequest, TaskKind)
+from harness.tasks.spec import TaskSpec
+from harness.tasks.templates import choices_of, fill, gold_of
+
+Results = Mapping[str, Result]
+Pair = tuple[str, str]  # (text appended to the prompt, scored continuation)
+
+
+@dataclass(frozen=True)
+class KindRules:
+    required: tuple[str, ...]  # prompt keys the task file must give
+    allowed: frozenset[str]  # every prompt key that applies; any other is an error
+    render: Callable[[TaskSpec, Example], Rendered]
+    requests: Callable[[TaskSpec, Prompt, Rendered, bool], list[Request]]  # bool: add unconditional requests
+    outcome: type  # the one outcome type of the kind, which metrics declare they read
+    build_outcome: Callable[[Prompt, Rendered, Results, bool], Outcome]
+    sample: Callable[[Prompt, Outcome], dict]  # the kind's fields of a samples.jsonl line
+    default_metrics: tuple[str, ...]
+    pairs: Callable[[Rendered, str], list[Pair]] = lambda r, delimiter: []  # what fitting must leave room for
+    gold: Callable[[Rendered, str], Pair] | None = None  # None: no demonstrations and no FT, for `why_no_gold`
+    why_no_gold: str = ""
+    budget: Callable[[TaskSpec, int], int] | None = None  # tokens for prompt + longest pair; None: not fitted
+    hints: Mapping[str, str] = field(default_factory=dict)  # prompt key -> what to write instead
+    refused_metrics: Mapping[str, str] = field(default_factory=dict)  # metric -> why it does not apply
+
+
+# ---------------------------------------------------------------- ids
+
+
+def choice_id(prompt: Prompt, i: int) -> str:
+    return f"{prompt.key}#choice{i}"
+
+
+def unconditional_id(prompt: Prompt, i: int) -> str:
+    return f"{prompt.key}#uncond{i}"
+
+
+def target_id(prompt: Prompt) -> str:
+    return f"{prompt.key}#target"
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _render_choices(task: TaskSpec, ex: Example) -> Rendered:
+    choices = tuple(choices_of(task, ex))
+    gold = gold_of(task, ex, len(choices))
+    return Rendered(ex.id, fill(task, "prompt.query", task.prompt.query, ex), choices, gold, choices[gold])
+
+
+def _render_partial(task: TaskSpec, ex: Example) -> Rendered:
+    choices = tuple(choices_of(task, ex))
+    gold = gold_of(task, ex, len(choices))
+    query, target = fill(task, "prompt.query", task.prompt.query, ex), fill(task, "prompt.target", task.prompt.target, ex)
+    return Rendered(ex.id, query, choices, gold, target)
+
+
+def _render_target(task: TaskSpec, ex: Example) -> Rendered:
+    query, target = fill(task, "prompt.query", task.prompt.query, ex), fill(task, "prompt.target", task.prompt.target, ex)
+    return Rendered(ex.id, query, target=target)
+
+
+def _render_document(task: TaskSpec, ex: Example) -> Rendered:
+    text = fill(task, "prompt.text", task.prompt.text, ex)
+    units = fill(task, "prompt.units_text", task.prompt.units_text or task.prompt.text, ex)
+    return Rendered(ex.id, text, units=units)
+
+
+# ---------------------------------------------------------------- requests
+
+
+def _choice_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+    pairs = KINDS[task.kind].pairs(r, task.prompt.target_delimiter)
+    out: list[Request] = [LoglikelihoodRequest(choice_id(p, i), p.text + extra, cont) for i, (extra, cont) in enumerate(pairs)]
+    if unconditional:  # lm-evaluation-harness's acc_mutual_info: the choice after the prefix token alone
+        out += [LoglikelihoodRequest(unconditional_id(p, i), "", cont) for i, (_, cont) in enumerate(pairs)]
+    return out
+
+
+def _cloze_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+    return [LoglikelihoodRequest(target_id(p), p.text, task.prompt.target_delimiter + r.target)]
+
+
+def _rolling_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+    return [RollingRequest(target_id(p), p.query)]
+
+
+def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+    return [GenerateRequest(target_id(p), p.text, task.prompt.stop, task.prompt.max_new_tokens)]
+
+
+# ---------------------------------------------------------------- outcomes and samples
+
+
+def _choice_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ChoiceOutcome:
+    scored = [results[choice_id(p, i)] for i in range(len(r.choices))]
+    uncond = tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices))) if unconditional else ()
+    return ChoiceOutcome(r.choices, r.gold, tuple(s.logprob for s in scored), tuple(s.is_greedy for s in scored),
+                         tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored))
+
+
+def _cloze_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ClozeOutcome:
+    s = results[target_id(p)]
+    return ClozeOutcome(r.target, s.logprob, s.is_greedy, s.last_greedy, s.n_tokens, s.truncated)
+
+
+def _document_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> DocumentOutcome:
+    s = results[target_id(p)]
+    return DocumentOutcome(s.logprob, s.n_tokens, count_words(r.units), len(r.units.encode("utf-8")))
+
+
+def _generation_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
+    return GenerationOutcome(results[target_id(p)].text, r.target)
+
+
+def count_words(text: str) -> int:
+    """Words as lm-evaluation-harness counts them for word_perplexity: re.split(r'\\s+', text)."""
+    return len(re.split(r"\s+", text))
+
+
+def _choice_sample(p: Prompt, o: ChoiceOutcome) -> dict:
+    prediction = max(range(len(o.logprobs)), key=o.logprobs.__getitem__)  # the first of equal maxima, as argmax
+    sample = {"choices": list(o.choices), "gold": o.gold, "logprobs": list(o.logprobs), "n_tokens": list(o.n_tokens),
+              "prediction": prediction}
+    if o.unconditional:
+        sample["unconditional_logprobs"] = list(o.unconditional)
+    return sample | {"truncated": o.truncated}
+
+
+def _cloze_sample(p: Prompt, o: ClozeOutcome) -> dict:
+    return {"target": o.target, "logprob": o.logprob, "is_greedy": o.greedy, "last_token_greedy": o.last_greedy,
+            "n_tokens": o.n_tokens, "truncated": o.truncated}
+
+
+def _document_sample(p: Prompt, o: DocumentOutcome) -> dict:
+    return {"prompt": p.text[:200], "logprob": o.logprob, "n_tokens": o.n_tokens, "words": o.words, "bytes": o.bytes}
+
+
+def _generation_sample(p: Prompt, o: GenerationOutcome) -> dict:
+    return {"target": o.target, "prediction": o.generated}
+
+
+# ---------------------------------------------------------------- the table
+
+_SHARED = frozenset({"query", "target_delimiter", "demo_separator"})
+_CHOICE = _SHARED | {"choices", "answer", "answer_labels"}
+_LOGLIKELIHOOD_BUDGET = lambda task, max_length: max_length + 1  # noqa: E731  the last continuation token is never an input
+
+KINDS: dict[TaskKind, KindRules] = {
+    TaskKind.MULTIPLE_CHOICE: KindRules(
+        required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices, requests=_choice_requests,
+        outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample, default_metrics=("acc", "acc_norm"),
+        pairs=lambda r, d: [("", d + c) for c in r.choices], gold=lambda r, d: ("", d + r.choices[r.gold]),
+        budget=_LOGLIKELIHOOD_BUDGET,
+        hints={"target": "applies to partial scoring, where each choice completes the context and this shared text is "
+                         "scored (lm-evaluation-harness's winogrande): write kind = \"partial_scoring\""},
+    ),
+    TaskKind.PARTIAL_SCORING: KindRules(
+        required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"}, render=_render_partial,
+        requests=_choice_requests, outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample,
+        default_metrics=("acc",), pairs=lambda r, d: [(c, d + r.target) for c in r.choices],
+        gold=lambda r, d: (r.choices[r.gold], d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
+        refused_metrics={"acc_calibrated": "needs a continuation per choice; with partial scoring every choice shares one"},
+    ),
+    TaskKind.CLOZE: KindRules(
+        required=("query", "target"), allowed=_SHARED | {"target"}, render=_render_target, requests=_cloze_requests,
+        outcome=ClozeOutcome, build_outcome=_cloze_outcome, sample=_cloze_sample, default_metrics=("acc", "perplexity"),
+        pairs=lambda r, d: [("", d + r.target)], gold=lambda r, d: ("", d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
+    ),
+    TaskKind.PERPLEXITY: KindRules(
+        required=("text",), allowed=frozenset({"text", "units_text"}), render=_render_document,
+        requests=_rolling_requests, outcome=DocumentOutcome, build_outcome=_document_outcome, sample=_document_sample,
+        default_metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"), why_no_gold="perplexity over documents",
+    ),
+    TaskKind.GENERATE: KindRules(
+        required=("query", "target"), allowed=_SHARED | {"target", "stop", "max_new_tokens"}, render=_render_target,
+        requests=_generate_requests, outcome=GenerationOutcome, build_outcome=_generation_outcome,
+        sample=_generation_sample, default_metrics=("exact_match",), gold=lambda r, d: ("", d + r.target),
+        budget=lambda task, max_length: max_length - task.prompt.max_new_tokens,
+    ),
+}
+
+
+# ---------------------------------------------------------------- what the stages call
+
+
+def render(task: TaskSpec, example: Example) -> Rendered:
+    """The example rendered by the task's templates (errors name the file, key and example)."""
+    return KINDS[task.kind].render(task, example)
+
+
+def requests_for(task: TaskSpec, prompt: Prompt, rendered: Rendered, unconditional: bool) -> list[Request]:
+    return KINDS[task.kind].requests(task, prompt, rendered, unconditional)
+
+
+def alternatives(task: TaskSpec, rendered: Rendered) -> list[Pair]:
+    """(text appended to the prompt, scored continuation) of each loglikelihood request of a prompt."""
+    return KINDS[task.kind].pairs(rendered, task.prompt.target_delimiter)
+
+
+def demo_text(task: TaskSpec, rendered: Rendered) -> str:
+    """A solved demonstration: query + the gold pair (e.g. query + delimiter + gold choice)."""
+    extra, continuation = gold_pair(task, rendered)
+    return rendered.query + extra + continuation
+
+
+def gold_pair(task: TaskSpec, rendered: Rendered) -> Pair:
+    """(text appended to the prompt, gold continuation), exactly as the scorer builds the gold request."""
+    gold = KINDS[task.kind].gold
+    assert gold is not None, f"{task.kind.value} tasks have no gold continuation"
+    return gold(rendered, task.prompt.target_delimiter)
+
+
+def without_demonstrations(kind: TaskKind) -> str:
+    """Why a task of this kind has no demonstrations (1S, FS) and no FT, or '' when it has them."""
+    rules = KINDS[kind]
+    return "" if rules.gold is not None else rules.why_no_gold

@@ -1,0 +1,168 @@
+"""The strict loader for tasks/*.toml: TOML in, a checked TaskSpec out. Every error names the file and the key.
+
+A task file is data: TOML with `$field` templates (string.Template) and, where Python cleanup is
+needed, the name of a function from harness.tasks.preprocess.PREPROCESSORS. Which prompt keys a kind
+requires and allows, and its default metrics, come from its record in kinds.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, suggest, unknown
+from harness.metrics import METRICS
+from harness.records import TaskKind
+from harness.tasks.kinds import KINDS
+from harness.tasks.preprocess import PREPROCESSORS
+from harness.tasks.spec import DataSpec, PromptSpec, TaskSpec
+
+
+_TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt"}
+_DATA_KEYS = {"local", "hub", "hub_name", "eval_split", "demo_split", "train_split", "files"}
+_PROMPT_KEYS = set(PromptSpec.__dataclass_fields__)
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Parse and validate one task file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        table = tomllib.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such task file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{path}: not valid TOML: {e}") from None
+    where = Where(path)
+    where.check_keys(table, _TOP_KEYS, "")
+    kind = where.enum(TaskKind, table, "kind")
+    data = where.table(table, "data")
+    prompt = where.table(table, "prompt")
+    where.check_keys(data, _DATA_KEYS, "data.")
+    where.check_keys(prompt, _PROMPT_KEYS, "prompt.")
+    spec = TaskSpec(
+        name=path.stem,
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        kind=kind,
+        description=where.string(table, "description", ""),
+        metrics=tuple(where.strings(table, "metrics", list(KINDS[kind].default_metrics))),
+        preprocess=where.string(table, "preprocess", "") or None,
+        data=_data_spec(where, data),
+        prompt=_prompt_spec(where, prompt, kind),
+    )
+    _check_semantics(where, spec)
+    return spec
+
+
+def _data_spec(where: Where, data: dict[str, Any]) -> DataSpec:
+    files = where.table(data, "files", prefix="data.", required=False)
+    for split, name in files.items():
+        if not isinstance(name, str):
+            raise where.error(f"data.files.{split}", "must be a file name string")
+    spec = DataSpec(
+        local=where.string(data, "local", "", prefix="data.") or None,
+        hub=where.string(data, "hub", "", prefix="data.") or None,
+        hub_name=where.string(data, "hub_name", "", prefix="data.") or None,
+        eval_split=where.string(data, "eval_split", None, prefix="data."),
+        demo_split=where.string(data, "demo_split", "", prefix="data.") or None,
+        files=dict(files),
+        train_split=where.string(data, "train_split", "", prefix="data.") or None,
+    )
+    if not (spec.local or spec.hub):
+        raise where.error("data", "needs `local` (a folder in the data dir) or `hub` (a dataset id)")
+    return spec
+
+
+def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> PromptSpec:
+    rules = KINDS[kind]
+    for key in rules.required:
+        if key not in prompt:
+            raise where.error(f"prompt.{key}", f"is required for kind = {kind.value!r}")
+    for key in prompt:
+        if key not in rules.allowed:
+            raise where.error(f"prompt.{key}", rules.hints.get(key) or f"does not apply to kind = {kind.value!r} "
+                              f"(its prompt keys: {', '.join(sorted(rules.allowed))})")
+    values: dict[str, Any] = {}
+    for key, value in prompt.items():
+        if key == "choices" and isinstance(value, list):
+            values[key] = tuple(where.strings(prompt, key, None, prefix="prompt."))
+        elif key in ("stop", "answer_labels"):
+            values[key] = tuple(where.strings(prompt, key, None, prefix="prompt."))
+        elif key == "max_new_tokens":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise where.error("prompt.max_new_tokens", "must be a positive integer")
+            values[key] = value
+        else:
+            values[key] = where.string(prompt, key, None, prefix="prompt.")
+    if "choices" in rules.required and values["choices"] in ((), ""):
+        raise where.error("prompt.choices", "is empty: give a list of templates or one '$field'")
+    return PromptSpec(**values)
+
+
+def _check_semantics(where: Where, spec: TaskSpec) -> None:
+    rules = KINDS[spec.kind]
+    for name in spec.metrics:
+        metric = METRICS.get(name)
+        if metric is None:
+            raise where.error("metrics", str(unknown("metric", name, METRICS)))
+        if rules.outcome not in metric.reads:
+            kinds = ", ".join(kind.value for kind, other in KINDS.items() if other.outcome in metric.reads)
+            raise where.error("metrics", f"{name!r} applies to kind {kinds}, not {spec.kind.value!r}")
+        if name in rules.refused_metrics:
+            raise where.error("metrics", f"{name} {rules.refused_metrics[name]}")
+    if spec.preprocess and spec.preprocess not in PREPROCESSORS:
+        raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, PREPROCESSORS)))
+    for key, template in spec.templates().items():
+        if not string.Template(template).is_valid():
+            raise where.error(key, f"is not a valid $field template: {template!r}")
+
+
+class Where:
+    """Typed access to TOML tables, raising errors that name the file and key."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def error(self, key: str, message: str) -> HarnessError:
+        return HarnessError(f"{self.path}: {key}: {message}")
+
+    def check_keys(self, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.error(prefix + key, f"unknown key{suggest(key, allowed)}")
+
+    def table(self, table, key, prefix="", required=True) -> dict[str, Any]:
+        value = table.get(key)
+        if value is None and not required:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(prefix + key, "missing table" if value is None else "must be a table")
+        return value
+
+    def string(self, table, key, default, prefix="") -> str:
+        value = table.get(key, default)
+        if value is None:
+            raise self.error(prefix + key, "is required")
+        if not isinstance(value, str):
+            raise self.error(prefix + key, f"must be a string, got {value!r}")
+        return value
+
+    def strings(self, table, key, default, prefix="") -> list[str]:
+        value = table.get(key, default)
+        if value is None:
+            raise self.error(prefix + key, "is required")
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(prefix + key, f"must be a list of strings, got {value!r}")
+        return value
+
+    def enum(self, enum_type, table, key):
+        value = self.string(table, key, None)
+        try:
+            return enum_type(value)
+        except ValueError:
+            names = [e.value for e in enum_type]
+            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; one of {', '.join(names)}") from None

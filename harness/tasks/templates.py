@@ -1,0 +1,61 @@
+"""The `$field` templates of a task file, filled from one example. Every failure names the file, the key
+and the example. kinds.py calls these once per example to build its Rendered record."""
+
+from __future__ import annotations
+
+import string
+
+from harness.errors import HarnessError
+from harness.records import Example
+from harness.tasks.spec import TaskSpec
+
+
+def fill(task: TaskSpec, key: str, template: str, example: Example) -> str:
+    """Fill a $field template from an example; a missing field names the file, key and example."""
+    try:
+        return string.Template(template).substitute({k: _text(v) for k, v in example.fields.items()})
+    except KeyError as e:
+        raise HarnessError(f"{task.path}: {key} names ${e.args[0]}, missing in example {example.id}") from None
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def choices_of(task: TaskSpec, example: Example) -> list[str]:
+    """The answer choices: a list of templates, or one '$field' naming a list field."""
+    spec = task.prompt.choices
+    if isinstance(spec, str):
+        names = string.Template(spec).get_identifiers()
+        value = example.fields.get(names[0]) if len(names) == 1 else None
+        if isinstance(value, (list, tuple)) and spec.strip() in (f"${names[0]}", f"${{{names[0]}}}"):
+            choices = [_text(v) for v in value]
+        else:
+            raise HarnessError(f"{task.path}: prompt.choices {spec!r} must name one list field (example {example.id})")
+    else:
+        choices = [fill(task, f"prompt.choices[{i}]", t, example) for i, t in enumerate(spec)]
+    if not choices:
+        raise HarnessError(f"{task.path}: prompt.choices: example {example.id} has an empty choice list")
+    return choices
+
+
+def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
+    """The gold choice index, checked against the number of choices."""
+    raw = fill(task, "prompt.answer", task.prompt.answer, example).strip()
+    labels = [label.lower() for label in task.prompt.answer_labels]
+    if labels:
+        if raw.lower() not in labels:
+            raise HarnessError(
+                f"{task.path}: prompt.answer renders to {raw!r} for example {example.id}, not one of answer_labels {labels}"
+            )
+        gold = labels.index(raw.lower())
+    else:
+        try:
+            gold = int(raw)
+        except ValueError:
+            raise HarnessError(f"{task.path}: prompt.answer renders to {raw!r} for example {example.id}, not an index") from None
+    if not 0 <= gold < n_choices:
+        raise HarnessError(
+            f"{task.path}: prompt.answer: gold label {gold} out of range for example {example.id} ({n_choices} choices)"
+        )
+    return gold

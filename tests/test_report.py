@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reporting.published import for_cell, load_published
-from harness.reporting.build import build_report, render_latex, render_markdown, write_report
+from harness.reporting.build import build_report
 from harness.reporting.grid import Grid, latex_escape, markdown
+from harness.reporting.pages import render_latex, render_markdown, write_report
+from harness.reporting.published import for_cell, load_published
 
 
 def row(model, task, setting, k, seed, metric, value, stderr=0.05, n=40, k_used=None, note=""):

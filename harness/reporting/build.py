@@ -1,7 +1,7 @@
 """A report's content from the long table: every table comparing ZS, 1S, FS(k) and FT, the paired tests and the notes.
 
 build_report gathers the tables once (tables, grid), the paired tests (significance), the published
-numbers (published) and the notes; pages only lays a Report out.
+numbers (published) and the notes, FT lineages among them (lineage); pages only lays a Report out.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.reporting.grid import Grid
+from harness.reporting.lineage import lineage_summary
 from harness.reporting.runs import normalize_scores
 from harness.reporting.significance import paired_comparisons
 from harness.reporting.tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
@@ -74,7 +75,5 @@ def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]
 
 
 def _finetune_notes(finetune: dict[str, dict]) -> tuple[str, ...]:
-    from harness.train.finetune import lineage_summary
-
     return tuple(f"FT checkpoint of {model}, {lineage_summary(task, lineage)} (lineage in run.json)"
                  for model, tasks in finetune.items() for task, lineage in tasks.items())

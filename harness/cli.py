@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.reporting.build import write_report
+    from harness.reporting.pages import write_report
     from harness.reporting.runs import merge_runs
 
     if args.out is None and len(args.runs) > 1:

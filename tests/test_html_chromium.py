@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.reporting.build import write_report
+from harness.reporting.pages import write_report
 from tests.test_report import synthetic_frame, synthetic_samples
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

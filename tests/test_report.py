@@ -3,15 +3,20 @@ without `note`, seeds, k_used, published numbers, and the three renderings carry
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reporting.published import for_cell, load_published
-from harness.reporting.build import build_report, render_latex, render_markdown, write_report
+import harness.reporting
+from harness.reporting.build import build_report
 from harness.reporting.grid import Grid, latex_escape, markdown
+from harness.reporting.pages import render_latex, render_markdown, write_report
+from harness.reporting.published import for_cell, load_published
 
 
 def row(model, task, setting, k, seed, metric, value, stderr=0.05, n=40, k_used=None, note=""):
@@ -117,3 +122,32 @@ def test_latex_escaping_and_markdown_pipes():
     assert markdown(Grid(("a", "b"), (("x|y", "1"),))).splitlines()[-1] == r"| x\|y | 1 |"
     with pytest.raises(AssertionError):
         Grid(("a", "b"), (("only one",),))
+
+
+def test_ft_lineage_notes_are_formatted_from_the_lineage_dict():
+    lineage = {"train": {"used": 12, "available": 20, "split": "train"}, "steps": 3, "final_loss": 0.12345,
+               "seconds": 4.4, "overlap": {"found": 2, "action": "dropped"}}
+    report = build_report(synthetic_frame(), None, "FT", finetune={"gpt2": {"piqa": lineage}})
+    assert report.notes[-1] == ("FT checkpoint of gpt2, piqa: 12 of 20 train examples, 3 steps, final loss 0.123, "
+                                "4 s; 2 overlapping the eval split (dropped) (lineage in run.json)")
+
+
+def _harness_imports(path: Path) -> set[str]:
+    """Every harness module `path` imports, at the top or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {n for n in names if n.split(".")[0] == "harness"}
+
+
+def test_reporting_imports_go_one_way_and_never_reach_training():
+    folder = Path(harness.reporting.__file__).parent
+    graph = {f"harness.reporting.{p.stem}": _harness_imports(p) for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert not any(n.startswith("harness.train") for names in graph.values() for n in names)
+    assert "harness.reporting.pages" not in graph["harness.reporting.build"]
+    order = list(graphlib.TopologicalSorter({m: names & graph.keys() for m, names in graph.items()}).static_order())
+    # static_order raises graphlib.CycleError on an import circle
+    assert order.index("harness.reporting.build") < order.index("harness.reporting.pages")

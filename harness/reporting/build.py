@@ -1,31 +1,21 @@
-"""Reports from the long table: Markdown, LaTeX and HTML pages comparing ZS, 1S, FS(k) and FT.
+"""A report's content from the long table: every table comparing ZS, 1S, FS(k) and FT, the paired tests and the notes.
 
-build_report gathers every table once (harness.reporting.tables), the paired tests (harness.reporting.significance)
-and the notes; the writers below only lay them out, and write_report puts report.md, report.tex,
-report.html and plots/*.png in a folder.
+build_report gathers the tables once (tables, grid), the paired tests (significance), the published
+numbers (published) and the notes, FT lineages among them (lineage); pages only lays a Report out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from harness.reporting.grid import Grid, latex, markdown
+from harness.reporting.grid import Grid
+from harness.reporting.lineage import lineage_summary
+from harness.reporting.runs import normalize_scores
+from harness.reporting.significance import paired_comparisons
 from harness.reporting.tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
-                                   significance_grid, sweep_grid)
-from harness.reporting.significance import ALPHA, ITERS, paired_comparisons
-
-CELL_LEGEND = (
-    "Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded bootstrap "
-    "for perplexities), averaged over demonstration seeds; σ_seed: standard deviation across demonstration "
-    "seeds (a second, separate source of uncertainty); Δ: difference against ZS of the same model; "
-    f"*: significant at {ALPHA} in a paired test on the same examples (McNemar's exact test for 0/1 accuracies "
-    f"with one seed, else a paired bootstrap with {ITERS} resamples; with several seeds each example is first "
-    "averaged over its seeds). FS(k): the largest k run; [k_used x]: mean demonstrations actually used after "
-    "dropping whole ones to fit the context. n/a (reason): a cell that could not be measured."
-)
+                                      significance_grid, sweep_grid)
 
 
 @dataclass(frozen=True)
@@ -46,8 +36,6 @@ class Report:
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
                  finetune: dict[str, dict] | None = None) -> Report:
     """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables."""
-    from harness.reporting.runs import normalize_scores
-
     frame = normalize_scores(frame)
     cells = cells_frame(frame)
     paired = paired_comparisons(samples)
@@ -87,74 +75,5 @@ def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]
 
 
 def _finetune_notes(finetune: dict[str, dict]) -> tuple[str, ...]:
-    from harness.train.finetune import lineage_summary
-
     return tuple(f"FT checkpoint of {model}, {lineage_summary(task, lineage)} (lineage in run.json)"
                  for model, tasks in finetune.items() for task, lineage in tasks.items())
-
-
-def summary_lines(report: Report) -> list[str]:
-    if report.significance is None:
-        return ["Paired tests: not available (no per-example samples)."]
-    if not report.findings:
-        return [f"No difference against ZS is significant at {ALPHA} ({len(report.paired)} paired comparisons)."]
-    return [f"Significant at {ALPHA} ({len(report.findings)} of {len(report.paired)} paired comparisons against ZS):",
-            ""] + [f"- {f}" for f in report.findings]
-
-
-def markdown_report(frame: pd.DataFrame, title: str = "Report", samples: pd.DataFrame | None = None,
-                    figures: list[Path] = (), root: Path | None = None) -> str:
-    """The report as one Markdown page; figures are linked relative to `root`."""
-    return render_markdown(build_report(frame, samples, title), figures, root)
-
-
-def render_markdown(report: Report, figures=(), root: Path | None = None) -> str:
-    lines = [f"# {report.title}", ""]
-    if report.legend:
-        lines += ["Models: " + "; ".join(f"{k} = {m}" for k, m in report.legend.items()), ""]
-    lines += [markdown(report.main), "", CELL_LEGEND, ""]
-    lines += ["## Is the difference real?", ""] + summary_lines(report) + [""]
-    if report.significance is not None:
-        lines += [markdown(report.significance), ""]
-    if report.sweep is not None:
-        lines += ["## Shot sweep", "", markdown(report.sweep), ""]
-    if figures:
-        lines += ["## Figures", ""] + [f"![{p.stem}]({p.relative_to(root) if root else p})" for p in figures] + [""]
-    lines += _published_markdown(report)
-    if report.notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
-    return "\n".join(lines)
-
-
-def _published_markdown(report: Report) -> list[str]:
-    if not report.published.rows:
-        return []
-    lines = ["## Published reference numbers", "",
-             "Stored in harness/published.toml; shown beside ours (column 'published') only where the model is the same.",
-             "", markdown(report.published), ""]
-    return lines + [f"- {s.id}: {s.title}. Read at {s.read_at}. {s.notes}" for s in report.sources] + [""]
-
-
-def render_latex(report: Report) -> str:
-    """A standalone LaTeX fragment (needs \\usepackage{booktabs}): the main table, then the tests."""
-    parts = [f"% {report.title}: generated by harness; needs \\usepackage{{booktabs}}", latex(report.main)]
-    if report.significance is not None:
-        parts.append(latex(report.significance))
-    return "\n\n".join(parts) + "\n"
-
-
-def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None, title: str,
-                 finetune: dict[str, dict] | None = None) -> list[Path]:
-    """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths."""
-    from harness.reporting.html import render_html
-    from harness.reporting.plots import summary_figure, sweep_figures
-
-    report = build_report(frame, samples, title, finetune)
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = [p for p in [summary_figure(report.cells, report.paired, folder / "plots" / "summary.png")] if p]
-    figures += sweep_figures(report.cells, folder / "plots")
-    written = {"report.md": render_markdown(report, figures, folder), "report.tex": render_latex(report),
-               "report.html": render_html(report, figures)}
-    for name, text in written.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return [folder / name for name in written] + figures

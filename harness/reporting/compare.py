@@ -8,8 +8,8 @@ import math
 import pandas as pd
 
 from harness.reporting.grid import Grid, markdown
-from harness.reporting.tables import fmt
 from harness.reporting.runs import Run
+from harness.reporting.tables import fmt
 
 CELL = ["task", "setting", "k", "seed", "metric"]  # the model may differ: comparing two models is a use too
 TOLERANCE = 1e-9

@@ -1,4 +1,4 @@
-"""Published reference numbers (harness/published.toml): sources, values and comparability notes."""
+"""Published reference numbers (published.toml beside this file): sources, values and comparability notes."""
 
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ from harness.files import atomic_folder
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
+from harness.reporting.pages import write_report
+from harness.reporting.runs import samples_frame
 
 
 def scores_frame(output: RunOutput, run: str) -> pd.DataFrame:
@@ -44,9 +46,6 @@ def run_folder(config: RunConfig) -> Path:
 
 def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFrame:
     """Write every file of the run into `folder`, atomically."""
-    from harness.reporting.build import write_report
-    from harness.reporting.runs import samples_frame
-
     frame = scores_frame(output, folder.name)
     with atomic_folder(folder) as tmp:
         frame.to_csv(tmp / "scores.csv", index=False)

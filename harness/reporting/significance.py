@@ -2,7 +2,7 @@
 
 For every (model, task, metric) and every setting (1S, FS(k), FT), the examples scored both in ZS and in
 that setting are paired by example id. With several demonstration seeds, each example's value is first
-averaged over the seeds; the spread across seeds is reported separately (report_tables.seed_spread).
+averaged over the seeds; the spread across seeds is reported separately (tables.cells_frame, seed_std).
 
 - Paired bootstrap: resample examples (the same draw for both settings), recompute the metric's own
   aggregate for each, and take the 2.5 / 97.5 percentiles of the difference; seeded and vectorised.

@@ -12,8 +12,8 @@ import math
 
 import pandas as pd
 
-from harness.reporting.published import Published, for_cell, for_tasks, model_key
 from harness.reporting.grid import Grid
+from harness.reporting.published import Published, for_cell, for_tasks, model_key
 
 SETTING_ORDER = {"ZS": 0, "1S": 1, "FS": 2, "FT": 3}
 KEYS = ["model", "task", "metric", "setting", "k"]

@@ -20,7 +20,9 @@ from harness.config import DEFAULT_MODEL, RunConfig
 from harness.errors import HarnessError, say
 from harness.execution.executor import Executor, LocalExecutor
 from harness.execution.plan import make_plan
+from harness.lineage import lineage_summary
 from harness.models.base import LanguageModel
+from harness.models.registry import load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
 from harness.score import needs_unconditional, score_task
@@ -29,7 +31,7 @@ from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
 from harness.tasks.prompts import build_prompt, check_pool, fit_prompt
 from harness.tasks.spec import TaskSpec
-from harness.train.finetune import NoTrainSplit, load_train
+from harness.train.finetune import NoTrainSplit, checkpoint_folder, finetune, identity, load_train
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,9 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     """Evaluate `config.model` (or the given LanguageModel) on every task and prompt variant."""
     started, git = time.time(), git_state()
     if model is None:
-        from harness.models import resolve
-
         resolve(config.model)  # an unknown name fails before any data is read
     tasks = prepare(config)
     if model is None:
-        from harness.models import load_model
-
         say(f"loading model {config.model}")
         model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
     executor = executor or LocalExecutor(Path(config.output_dir) / ".cache" / "results.sqlite" if config.cache else None)
@@ -148,9 +146,6 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
 def finetuned(model: LanguageModel, t: PreparedTask, config: RunConfig) -> tuple[LanguageModel, dict]:
     """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
     <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
-    from harness.models import load_model
-    from harness.train.finetune import checkpoint_folder, finetune, identity, lineage_summary
-
     if not hasattr(model, "model"):
         raise HarnessError(f"--settings ft: {type(model).__name__} has no trainable weights (needs a transformers "
                            "or reference model)")

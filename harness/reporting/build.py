@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.reporting.grid import Grid
-from harness.reporting.lineage import lineage_summary
+from harness.lineage import lineage_summary
 from harness.reporting.runs import normalize_scores
 from harness.reporting.significance import paired_comparisons
 from harness.reporting.tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,

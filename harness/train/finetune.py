@@ -256,11 +256,3 @@ def _save(module, model, out: Path, lineage: dict) -> None:
             module.save_pretrained(tmp)
             model.tokenizer.save_pretrained(tmp)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=1) + "\n")
-
-
-def lineage_summary(task: str, lineage: dict) -> str:
-    """One line on how a task's FT checkpoint was trained, for logs and reports."""
-    overlap = lineage["overlap"]
-    found = f"{overlap['found']} overlapping the eval split ({overlap['action']})" if overlap["found"] else "no overlap with the eval split"
-    return (f"{task}: {lineage['train']['used']} of {lineage['train']['available']} {lineage['train']['split']} examples, "
-            f"{lineage['steps']} steps, final loss {lineage['final_loss']:.3f}, {lineage['seconds']:.0f} s; {found}")

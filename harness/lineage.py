@@ -1,7 +1,8 @@
 """One line on how a task's FT checkpoint was trained, read from its lineage dict (lineage.json, and
 run.json's "finetune": task -> lineage), for logs and report notes.
 
-Only the standard library and no harness imports, so the training code can call it as well as the report.
+Only the standard library and no harness imports: the pipeline logs it and the report notes it, and neither
+needs the training code for that.
 """
 
 from __future__ import annotations

@@ -143,9 +143,9 @@ def _finetuned(model, t: PreparedTask, config: RunConfig):
     """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
     <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
     from harness.train.finetune import checkpoint_folder, finetune, identity, lineage_summary
-    from harness.models import load_model
+    from harness.models import Trainable, load_model
 
-    if not hasattr(model, "model"):
+    if not isinstance(model, Trainable):
         raise HarnessError(f"--settings ft: {type(model).__name__} has no trainable weights (needs a transformers "
                            "or reference model)")
     folder = checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,

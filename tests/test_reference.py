@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
 from harness.models import reference
+from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
 from harness.models.hf import HFModel
 from harness.models.reference import build, from_hf, load_reference, save_reference
 from harness.models.registry import load_model, reference_decoder

@@ -3,7 +3,15 @@ for the default transformers backend) to a LanguageModel; `check_serves` says, f
 its backend serves what a run needs."""
 
 from harness.models.base import LanguageModel, Trainable
-from harness.models.registry import BACKENDS, MODELS, Backend, backend_for, check_serves, load_model, resolve
+from harness.models.registry import (
+           BACKENDS,
+           MODELS,
+           Backend,
+           backend_for,
+           check_serves,
+           load_model,
+           resolve,
+)
 
 __all__ = ["BACKENDS", "MODELS", "Backend", "LanguageModel", "Trainable", "backend_for", "check_serves", "load_model",
            "resolve"]

@@ -19,7 +19,7 @@ from typing import Any
 from harness.errors import HarnessError, first_line
 from harness.models import fastpath, scoring
 from harness.models.base import model_name
-from harness.models.fastpath import PackMode, Packable
+from harness.models.fastpath import Packable, PackMode
 from harness.records import (
     GenerateRequest,
     GenerateResult,

@@ -21,8 +21,8 @@ from harness.errors import HarnessError, say
 from harness.execution.executor import Executor, LocalExecutor
 from harness.execution.plan import make_plan
 from harness.lineage import lineage_summary
-from harness.models.base import LanguageModel
-from harness.models.registry import load_model, resolve
+from harness.models.base import LanguageModel, Trainable
+from harness.models.registry import check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
 from harness.score import needs_unconditional, score_task
@@ -123,6 +123,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     if model is None:
         resolve(config.model)  # an unknown name fails before any data is read
     tasks = prepare(config)
+    check_model(config.model if model is None else model, tasks)
     if model is None:
         say(f"loading model {config.model}")
         model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
@@ -143,12 +144,23 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
                      described, time.time() - started, git, lineages)
 
 
-def finetuned(model: LanguageModel, t: PreparedTask, config: RunConfig) -> tuple[LanguageModel, dict]:
-    """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
-    <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
-    if not hasattr(model, "model"):
+def check_model(model: str | LanguageModel, tasks: list[PreparedTask]) -> None:
+    """Fail with one line, before any model work, when the model cannot serve what the tasks need."""
+    kinds = {KINDS[t.spec.kind].request_kind for t in tasks}
+    finetune = any(t.train is not None for t in tasks)
+    if isinstance(model, str):
+        check_serves(model, kinds, finetune)
+    elif missing := kinds - model.kinds:
+        raise HarnessError(f"{model.name}: serves no {', '.join(sorted(k.value for k in missing))} requests, "
+                           "which the tasks need")
+    elif finetune and not isinstance(model, Trainable):
         raise HarnessError(f"--settings ft: {type(model).__name__} has no trainable weights (needs a transformers "
                            "or reference model)")
+
+
+def finetuned(model: Trainable, t: PreparedTask, config: RunConfig) -> tuple[LanguageModel, dict]:
+    """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
+    <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
     folder = checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,
                                identity(model, t.spec, t.train, t.data.eval, config.finetune))
     lineage = finetune(model, t.spec, t.train, t.data.eval, config.finetune, folder)

@@ -34,15 +34,16 @@ def hf_models(gpt2_tokenizer):
 
 
 def make(hf_models, gpt2_tokenizer, kind: str, mode: PackMode | None, batch_tokens: int = 4096) -> HFModel:
+    from harness.models import reference
     from harness.models.gpt import AttentionImpl
-    from harness.models.reference import from_hf
+    from harness.models.hf import TRANSFORMERS
 
     match kind.split("-"):
         case ["ref", arch, impl]:
-            model, backend = from_hf(hf_models[arch], AttentionImpl(impl)), "reference"
+            model, driver = reference.from_hf(hf_models[arch], AttentionImpl(impl)), reference.DRIVER
         case [arch]:
-            model, backend = hf_models[arch], "transformers"
-    return HFModel(model, gpt2_tokenizer, kind, batch_tokens, backend=backend, pack=mode)
+            model, driver = hf_models[arch], TRANSFORMERS
+    return HFModel(model, gpt2_tokenizer, kind, batch_tokens, pack=mode, driver=driver)
 
 
 def naive(model: HFModel, requests) -> dict[str, tuple[float, bool, bool]]:
@@ -54,7 +55,7 @@ def naive(model: HFModel, requests) -> dict[str, tuple[float, bool, bool]]:
         n = min(len(pair.continuation), len(full) - 1)
         ids = torch.tensor([full[:-1]])  # (1, T)
         with torch.no_grad():
-            logprobs = torch.log_softmax(model.model(ids).logits[0].double(), dim=-1)  # (T, V)
+            logprobs = torch.log_softmax(model.module(ids).logits[0].double(), dim=-1)  # (T, V)
         rows = range(len(full) - 1 - n, len(full) - 1)
         targets = full[len(full) - n :]
         greedy = [int(logprobs[t].argmax()) == tok for t, tok in zip(rows, targets, strict=True)]

@@ -99,7 +99,7 @@ def test_training_loss_is_the_scorers_log_likelihood_of_the_gold_answer(ft_env, 
     results = model.loglikelihood(gold).values()
     expected = -sum(r.logprob for r in results) / sum(r.n_tokens for r in results)
     with torch.no_grad():
-        assert float(answer_loss(model.model, rows)) == pytest.approx(expected, rel=1e-5)
+        assert float(answer_loss(model.module, rows)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_finetuning_learns_is_deterministic_and_is_reused(ft_env, tiny_gpt2_dir, tmp_path, monkeypatch):

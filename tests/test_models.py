@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.models import registry
+from harness.models import gguf, registry
 from tests.test_cli import assert_clean_failure, run_cli
 
 SENTENCE = "Hello world, this is GPT-2."
@@ -131,21 +131,21 @@ def test_gpt2_gguf_loads_with_the_original_logits_and_tokenizer(gpt2_gguf, tiny_
     assert loaded.max_length == 128  # gpt2.context_length, not GPT2Config's default 1024
     assert loaded.describe()["model_type"] == "gpt2" and loaded.describe()["dtype"] == "torch.float32"
     original = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
-    delta = (logits(loaded.model, SENTENCE_IDS) - logits(original, SENTENCE_IDS)).abs().max().item()
+    delta = (logits(loaded.module, SENTENCE_IDS) - logits(original, SENTENCE_IDS)).abs().max().item()
     assert delta <= 1e-5, delta
 
 
 def test_conversion_to_safetensors_round_trips(small_gguf, tmp_path):
     folder = tmp_path / "models" / "small"
-    registry.convert_gguf(small_gguf, folder, "small")
+    gguf.convert_gguf(small_gguf, folder, "small")
     assert sorted(p.name for p in tmp_path.joinpath("models").iterdir()) == ["small"]  # no temporary left
     from_gguf, from_folder = registry.load_model(str(small_gguf)), registry.load_model(str(folder))
     ids = from_folder.encode("the theme")
     assert ids == from_gguf.encode("the theme") and 256 in ids and 257 in ids  # both merges used
     assert from_folder.max_length == from_gguf.max_length == 64
-    weights, converted = from_gguf.model.state_dict(), from_folder.model.state_dict()
+    weights, converted = from_gguf.module.state_dict(), from_folder.module.state_dict()
     assert weights.keys() == converted.keys() and all(weights[k].equal(converted[k]) for k in weights)
-    assert (logits(from_gguf.model, ids) - logits(from_folder.model, ids)).abs().max().item() <= 1e-6
+    assert (logits(from_gguf.module, ids) - logits(from_folder.module, ids)).abs().max().item() <= 1e-6
 
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
@@ -160,7 +160,7 @@ def test_conversion_failing_midway_leaves_no_folder(small_gguf, tmp_path, monkey
     folder = tmp_path / "models" / "small"
     expected = HarnessError if isinstance(failure, OSError) else KeyboardInterrupt
     with pytest.raises(expected) as raised:
-        registry.convert_gguf(small_gguf, folder, "small")
+        gguf.convert_gguf(small_gguf, folder, "small")
     if expected is HarnessError:
         assert f"could not write the converted model to {folder}: " in str(raised.value)
         assert "No space left on device" in str(raised.value) and "\n" not in str(raised.value)
@@ -218,12 +218,12 @@ def test_split_package_is_assembled_and_converted_once(split_package, tmp_path, 
     assert sorted(p.name for p in cache.joinpath("gguf").iterdir()) == ["toy.gguf"]  # no temporaries
     assert sorted(p.name for p in cache.joinpath("models").iterdir()) == ["toy"]
     assert len(data.joinpath("calls.log").read_text().splitlines()) == 1
-    assert registry.resolve("toy") == entry and first.describe()["source"] == "toy"
+    assert registry.source_of("toy") == entry and first.describe()["source"] == "toy"
 
     def no_more(*args, **kwargs):
         raise AssertionError("converted twice")
 
-    monkeypatch.setattr(registry, "convert_gguf", no_more)
+    monkeypatch.setattr(gguf, "convert_gguf", no_more)
     again = registry.load_model("toy")  # straight from the cached safetensors folder
     assert len(data.joinpath("calls.log").read_text().splitlines()) == 1
     assert again.fingerprint() == first.fingerprint()
@@ -299,7 +299,7 @@ def test_gemma3_270m_from_the_cache():
     assert ids[0] == 2 and ids.count(2) == 1  # the tokenizer's own BOS, once
     context = torch.tensor([ids])
     with torch.inference_mode():
-        out = model.model.generate(context, attention_mask=torch.ones_like(context), max_new_tokens=2, do_sample=False)
+        out = model.module.generate(context, attention_mask=torch.ones_like(context), max_new_tokens=2, do_sample=False)
     assert model.tokenizer.decode(out[0, len(ids):]) == " lazy dog"
 
 

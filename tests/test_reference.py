@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
+from harness.models import reference
 from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
 from harness.models.hf import HFModel
 from harness.models.reference import build, from_hf, load_reference, save_reference
+from harness.models.registry import load_model, reference_decoder
 from harness.records import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
 TOL = 1e-5  # max |delta logit| on random weights, fp32
@@ -157,7 +159,7 @@ def test_config_validation():
 
 def test_hfmodel_scores_reference_like_transformers(tiny_gpt2):
     hf, ours, tok = tiny_gpt2
-    theirs, mine = HFModel(hf, tok, "hf", batch_tokens=64), HFModel(ours, tok, "ref", batch_tokens=64)
+    theirs, mine = HFModel(hf, tok, "hf", batch_tokens=64), HFModel(ours, tok, "ref", batch_tokens=64, driver=reference.DRIVER)
     assert mine.max_length == theirs.max_length == 128 and mine._can_keep_logits
     cases = [("Question: what is it?\nAnswer:", " a cat"), ("The dog ", "barked loudly."), ("", "Hello world"),
              ("word " * 150, " end")]  # fmt: skip  (the last is truncated from the left)
@@ -176,13 +178,42 @@ def test_hfmodel_scores_reference_like_transformers(tiny_gpt2):
 
 def test_generate_matches_transformers(tiny_gpt2):
     hf, ours, tok = tiny_gpt2
-    theirs, mine = HFModel(hf, tok, "hf"), HFModel(ours, tok, "ref")
+    theirs, mine = HFModel(hf, tok, "hf"), HFModel(ours, tok, "ref", driver=reference.DRIVER)
     free = [GenerateRequest("free", "Question: what is the capital of France?\nAnswer:", (), 10)]
     text = theirs.generate(free)["free"].text
     assert mine.generate(free)["free"].text == text and text
     stop = text[3:5]
     stopped = [GenerateRequest("stop", free[0].context, (stop,), 10)]
     assert mine.generate(stopped)["stop"].text == theirs.generate(stopped)["stop"].text
+
+
+def test_reference_greedy_equals_transformers_generate(tiny_gpt2):
+    """Token for token, on the same weights: the reference backend's own loop and transformers' generate,
+    both for max_new_tokens and for an end-of-text token that arrives on the way."""
+    hf, ours, tok = tiny_gpt2
+    context = tok.encode("Question: what is the capital of France?\nAnswer:")
+    ids = torch.tensor([context])  # (1, T)
+
+    def generate(**kwargs) -> list[int]:
+        with torch.inference_mode():
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=20, do_sample=False, **kwargs)
+        return out[0, len(context) :].tolist()
+
+    expected = generate(pad_token_id=tok.eos_token_id)
+    assert len(expected) == 20 and reference.greedy(ours, tok, context, 20, (), tok.eos_token_id) == expected
+    eos = expected[5]  # pretend the sixth greedy token is the end of text: both stop right after it
+    stopped = generate(pad_token_id=eos, eos_token_id=eos)
+    assert stopped == expected[: expected.index(eos) + 1]
+    assert reference.greedy(ours, SimpleNamespace(eos_token_id=eos, decode=tok.decode), context, 20, (), eos) == stopped
+
+
+def test_reference_backend_generates_like_the_transformers_backend(tiny_gpt2_dir):
+    """Loaded by name through the registry: `reference:<folder>` and `<folder>` give the same text."""
+    ours, theirs = load_model(f"reference:{tiny_gpt2_dir}"), load_model(str(tiny_gpt2_dir))
+    assert (ours.backend, theirs.backend) == ("reference", "transformers")
+    requests = [GenerateRequest("free", "The meaning of life is", (), 12),
+                GenerateRequest("stop", "Question: who?\nAnswer:", (" the",), 12)]  # fmt: skip
+    assert {k: v.text for k, v in ours.generate(requests).items()} == {k: v.text for k, v in theirs.generate(requests).items()}
 
 
 # ---------------------------------------------------------------- folders
@@ -203,7 +234,7 @@ def test_save_load_round_trip(tiny_gpt2, tmp_path):
 def test_load_reference_converts_transformers_folders(tiny_gpt2_dir):
     from transformers import AutoModelForCausalLM
 
-    model, tok = load_reference(str(tiny_gpt2_dir))
+    model, tok = reference_decoder(str(tiny_gpt2_dir))
     hf = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir, dtype=torch.float32).eval()
     assert_parity(hf, model, torch.tensor([tok.encode("Round trip through a transformers folder.")]))
 
@@ -212,9 +243,11 @@ def test_bad_inputs_are_one_line_harness_errors(tiny_gpt2, tmp_path):
     _, ours, tok = tiny_gpt2
     (tmp_path / "empty").mkdir()
     with pytest.raises(HarnessError, match=r"no config.json \(transformers\) or reference.json"):
-        load_reference(str(tmp_path / "empty"))
+        reference_decoder(str(tmp_path / "empty"))
     with pytest.raises(HarnessError, match="no such file or folder"):
-        load_reference(str(tmp_path / "missing"))
+        reference_decoder(str(tmp_path / "missing"))
+    with pytest.raises(HarnessError, match="not a reference folder"):
+        load_reference(str(tmp_path / "empty"))
     folder = save_reference(ours, tok, tmp_path / "ref")
     document = json.loads((folder / "reference.json").read_text())
     (folder / "reference.json").write_text(json.dumps(document | {"config": document["config"] | {"n_embd": 64}}))

@@ -78,7 +78,7 @@ CASES = [("the cat", " sat"), ("a", " b c"), ("", "hello"), ("question: why? ans
 @pytest.mark.parametrize("batch_tokens", [1, 7, 4096])
 def test_loglikelihood_equals_hand_computation(batch_tokens):
     model = fake_model(batch_tokens=batch_tokens)
-    tok, table = model.tokenizer, model.model.table.detach()
+    tok, table = model.tokenizer, model.module.table.detach()
     requests = [LoglikelihoodRequest(f"r{i}", c, x) for i, (c, x) in enumerate(CASES)]
     results = model.loglikelihood(requests)
     for i, (context, continuation) in enumerate(CASES):
@@ -95,7 +95,7 @@ def test_loglikelihood_equals_hand_computation(batch_tokens):
 
 def test_is_greedy_true_when_every_token_is_argmax():
     model = fake_model()
-    table = model.model.table.detach()
+    table = model.module.table.detach()
     tok = model.tokenizer
     chain, previous = [], tok.encode("a")[0]
     for _ in range(4):
@@ -111,7 +111,7 @@ def test_truncated_context_is_recorded():
     model = fake_model(max_length=8)
     result = model.loglikelihood([LoglikelihoodRequest("t", "abcdefghij", " k")])["t"]
     assert result.truncated == 3  # 10 + 2 tokens, max_length + 1 = 9 kept
-    table, tok = model.model.table.detach(), model.tokenizer
+    table, tok = model.module.table.detach(), model.tokenizer
     assert result.logprob == pytest.approx(hand_sequence_logprob(table, tok.encode("j")[0], tok.encode(" k")), abs=1e-5)
 
 
@@ -119,7 +119,7 @@ def test_rolling_equals_hand_computation_across_windows():
     model = fake_model(max_length=8)
     text = "the quick brown fox jumps"
     result = model.loglikelihood_rolling([RollingRequest("doc", text)])["doc"]
-    table, tok = model.model.table.detach(), model.tokenizer
+    table, tok = model.module.table.detach(), model.tokenizer
     assert result.n_tokens == len(text)
     assert result.logprob == pytest.approx(hand_sequence_logprob(table, 0, tok.encode(text)), abs=1e-4)
 

@@ -1,23 +1,38 @@
-"""The one small protocol every model backend implements. Results come back keyed by request id."""
+"""The small protocols every model backend implements. Results come back keyed by request id.
+
+LanguageModel is what scoring needs; Trainable is what the FT setting needs on top (a torch module to
+train a copy of, and a way to write the trained copy as a folder its backend loads again).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from harness.records import (
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    RequestKind,
     RollingRequest,
     RollingResult,
 )
 
+DEFAULT_BACKEND = "transformers"  # a --model name without a `<backend>:` prefix loads with this one
 
+
+def model_name(backend: str, spec: str | Path) -> str:
+    """The --model name that loads `spec` with `backend`: `<backend>:<spec>`, or the spec alone for the default."""
+    return str(spec) if backend == DEFAULT_BACKEND else f"{backend}:{spec}"
+
+
+@runtime_checkable
 class LanguageModel(Protocol):
     name: str
     max_length: int  # positions the model can attend over
+    kinds: frozenset[RequestKind]  # the request kinds it serves; the others are never sent to it
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -30,3 +45,19 @@ class LanguageModel(Protocol):
     def describe(self) -> dict: ...  # what run.json records about the model
 
     def fingerprint(self) -> str: ...  # content hash keying the result cache
+
+
+@runtime_checkable
+class Trainable(LanguageModel, Protocol):
+    """A LanguageModel whose weights FT can train: everything train/finetune.py touches."""
+
+    source: str  # what it was loaded from, for lineage.json
+    backend: str  # the registry name of its backend, for lineage.json
+    prefix_token: int  # lm-evaluation-harness's prefix for an empty context
+    module: Any  # the torch.nn.Module scored; FT trains a deep copy of it
+
+    def encode(self, text: str) -> list[int]: ...  # token ids, exactly as the scorer encodes
+
+    def save(self, module: Any, folder: Path) -> None: ...  # `module` (a trained copy) + tokenizer into `folder`
+
+    def loadable_name(self, folder: Path) -> str: ...  # the --model name that loads `folder` with this backend

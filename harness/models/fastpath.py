@@ -8,14 +8,17 @@
 
 TREE is the fast path for transformers GPT-2/Llama and the reference decoder (measured: see README,
 "Scoring engine"); KV_CACHE is the fallback for transformers models whose forward ignores or rejects a
-custom mask; PLAIN for anything else (e.g. the bigram fake in the tests). `choose` runs a tiny probe
-through the candidates and keeps the first that reproduces PLAIN's numbers.
+custom mask; PLAIN for anything else (e.g. the bigram fake in the tests). The backend says which modes its
+module offers, and how TREE runs it, as a `Packable` (transformers: `transformers_packable` here; the
+reference decoder: reference.py); `choose` runs a tiny probe through those modes and keeps the first that
+reproduces PLAIN's numbers.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from harness.models import packing
 from harness.models.scoring import ModelInput, per_request
@@ -29,28 +32,25 @@ class PackMode(enum.Enum):
     PLAIN = "plain"
 
 
-def is_reference(model) -> bool:
-    from harness.models.gpt import GPT
+@dataclass(frozen=True)
+class Packable:
+    """What a backend's module offers packed scoring: the fast modes to try, in order (none: PLAIN only),
+    the hidden states and LM head the TREE mode runs, and the vocabulary size (for the probe's ids)."""
 
-    return isinstance(model, GPT)
+    modes: tuple[PackMode, ...]
+    body: packing.Body | None = None
+    head: packing.Head | None = None
+    vocab: int = 0
 
 
-def body_and_head(model) -> tuple[packing.Body, packing.Head]:
-    """Hidden states of packed rows, and the LM head, for the reference decoder or a transformers model.
+def transformers_packable(model) -> Packable:
+    """TREE, then KV_CACHE, for a transformers model with a separate base model and an output embedding.
     transformers takes the tree as an additive (B, 1, W, W) mask, finfo.min where hidden (not -inf)."""
     import torch
 
-    if is_reference(model):
-
-        def reference_body(ids, positions, allowed):
-            device = model.wte.weight.device
-            if allowed is None:  # right padding under a causal mask: pads are never seen
-                return model.hidden_states(ids.to(device))
-            return model.hidden_states(ids.to(device), allowed.to(device), positions.to(device))
-
-        return reference_body, model.head
+    if getattr(model, "base_model", model) is model or not hasattr(model, "get_output_embeddings"):
+        return Packable(())
     base, dtype = model.base_model, next(model.parameters()).dtype
-    assert base is not model, f"{type(model).__name__} has no separate base model"
 
     def hf_body(ids, positions, allowed):
         device = next(model.parameters()).device
@@ -61,12 +61,13 @@ def body_and_head(model) -> tuple[packing.Body, packing.Head]:
                    position_ids=positions.to(device), use_cache=False)  # mask (B, 1, W, W)
         return out.last_hidden_state  # (B, W, C)
 
-    return hf_body, model.get_output_embeddings()
+    head = model.get_output_embeddings()
+    return Packable((PackMode.TREE, PackMode.KV_CACHE), hf_body, head, head.weight.shape[0])
 
 
-def score_tree(model, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:
-    body, head = body_and_head(model)
-    return packing.score_packed(rows, body, head, batch_tokens, row_limit)
+def score_tree(packable: Packable, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:
+    assert packable.body is not None and packable.head is not None, "TREE needs the backend's body and head"
+    return packing.score_packed(rows, packable.body, packable.head, batch_tokens, row_limit)
 
 
 def score_kv_cache(model, rows: Sequence[ModelInput], batch_tokens: int) -> Scores:
@@ -116,31 +117,23 @@ def _fill(out: list, row: packing.PackedRow, token_lp, greedy) -> list:
     return out
 
 
-def candidates(model) -> list[PackMode]:
-    if is_reference(model):
-        return [PackMode.TREE]
-    if getattr(model, "base_model", model) is model or not hasattr(model, "get_output_embeddings"):
-        return []
-    return [PackMode.TREE, PackMode.KV_CACHE]
-
-
-def choose(model, plain, prefix_token: int, batch_tokens: int) -> PackMode:
-    """The first candidate mode whose numbers match PLAIN's on a probe of two choices, one of them
+def choose(model, packable: Packable, plain, prefix_token: int, batch_tokens: int) -> PackMode:
+    """The first of the backend's modes whose numbers match PLAIN's on a probe of two choices, one of them
     long enough that a wrong mask or wrong positions would show; else PLAIN."""
     import torch
 
-    if not candidates(model):
+    if not packable.modes:
         return PackMode.PLAIN
-    vocab = model.get_output_embeddings().weight.shape[0] if not is_reference(model) else model.config.vocab_size
+    vocab = packable.vocab
     ids = [prefix_token] + [(prefix_token + 7 * k + 3) % vocab for k in range(1, 9)]
     probe = [ModelInput(tuple(ids[:5] + ids[5:8]), tuple(ids[5:9]), 0), ModelInput(tuple(ids[:5]), (ids[8],), 0),
              ModelInput(tuple(ids[:5] + ids[6:8]), tuple(ids[6:8] + ids[4:5]), 0)]
     expected = plain(probe)
     tolerance = 1e-4 if next(model.parameters()).dtype == torch.float32 else 5e-2
-    for mode in candidates(model):
+    for mode in packable.modes:
         try:
             with torch.inference_mode():
-                got = run(mode, model, probe, batch_tokens, row_limit=64)
+                got = run(mode, model, packable, probe, batch_tokens, row_limit=64)
         except Exception:  # a model that rejects the inputs cannot use the mode
             continue
         if all(abs(g[0] - e[0]) <= tolerance * (1 + abs(e[0])) for g, e in zip(got, expected, strict=True)):
@@ -148,10 +141,10 @@ def choose(model, plain, prefix_token: int, batch_tokens: int) -> PackMode:
     return PackMode.PLAIN
 
 
-def run(mode: PackMode, model, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:
+def run(mode: PackMode, model, packable: Packable, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:
     match mode:
         case PackMode.TREE:
-            return score_tree(model, rows, batch_tokens, row_limit)
+            return score_tree(packable, rows, batch_tokens, row_limit)
         case PackMode.KV_CACHE:
             return score_kv_cache(model, rows, batch_tokens)
         case PackMode.PLAIN:

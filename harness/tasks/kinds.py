@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
-                             GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, Result,
+                             GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind, Result,
                              RollingRequest, TaskKind)
 from harness.tasks.spec import TaskSpec
 from harness.tasks.templates import choices_of, fill, gold_of
@@ -33,6 +33,7 @@ Pair = tuple[str, str]  # (text appended to the prompt, scored continuation)
 
 @dataclass(frozen=True)
 class KindRules:
+    request_kind: RequestKind  # what its requests ask of a model (a backend must serve it)
     required: tuple[str, ...]  # prompt keys the task file must give
     allowed: frozenset[str]  # every prompt key that applies; any other is an error
     render: Callable[[TaskSpec, Example], Rendered]
@@ -173,7 +174,7 @@ _LOGLIKELIHOOD_BUDGET = lambda task, max_length: max_length + 1  # noqa: E731  t
 
 KINDS: dict[TaskKind, KindRules] = {
     TaskKind.MULTIPLE_CHOICE: KindRules(
-        required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices, requests=_choice_requests,
+        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices, requests=_choice_requests,
         outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample, default_metrics=("acc", "acc_norm"),
         pairs=lambda r, d: [("", d + c) for c in r.choices], gold=lambda r, d: ("", d + r.choices[r.gold]),
         budget=_LOGLIKELIHOOD_BUDGET,
@@ -181,24 +182,24 @@ KINDS: dict[TaskKind, KindRules] = {
                          "scored (lm-evaluation-harness's winogrande): write kind = \"partial_scoring\""},
     ),
     TaskKind.PARTIAL_SCORING: KindRules(
-        required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"}, render=_render_partial,
+        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"}, render=_render_partial,
         requests=_choice_requests, outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample,
         default_metrics=("acc",), pairs=lambda r, d: [(c, d + r.target) for c in r.choices],
         gold=lambda r, d: (r.choices[r.gold], d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
         refused_metrics={"acc_calibrated": "needs a continuation per choice; with partial scoring every choice shares one"},
     ),
     TaskKind.CLOZE: KindRules(
-        required=("query", "target"), allowed=_SHARED | {"target"}, render=_render_target, requests=_cloze_requests,
+        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "target"), allowed=_SHARED | {"target"}, render=_render_target, requests=_cloze_requests,
         outcome=ClozeOutcome, build_outcome=_cloze_outcome, sample=_cloze_sample, default_metrics=("acc", "perplexity"),
         pairs=lambda r, d: [("", d + r.target)], gold=lambda r, d: ("", d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
     ),
     TaskKind.PERPLEXITY: KindRules(
-        required=("text",), allowed=frozenset({"text", "units_text"}), render=_render_document,
+        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text"}), render=_render_document,
         requests=_rolling_requests, outcome=DocumentOutcome, build_outcome=_document_outcome, sample=_document_sample,
         default_metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"), why_no_gold="perplexity over documents",
     ),
     TaskKind.GENERATE: KindRules(
-        required=("query", "target"), allowed=_SHARED | {"target", "stop", "max_new_tokens"}, render=_render_target,
+        request_kind=RequestKind.GENERATE, required=("query", "target"), allowed=_SHARED | {"target", "stop", "max_new_tokens"}, render=_render_target,
         requests=_generate_requests, outcome=GenerationOutcome, build_outcome=_generation_outcome,
         sample=_generation_sample, default_metrics=("exact_match",), gold=lambda r, d: ("", d + r.target),
         budget=lambda task, max_length: max_length - task.prompt.max_new_tokens,

@@ -10,8 +10,9 @@ with an example of the eval split (overlap.py), up to max_examples. Training: Ad
 the first 10% of the steps and linear decay to zero, gradient clipping, right-padded batches, the LM head
 only at continuation positions.
 
-The result is a normal model folder (transformers: save_pretrained; the reference decoder: a reference
-folder) plus lineage.json: base model, task file hash, split and example ids, the overlap found,
+The model is reached only through the Trainable protocol (models/base.py): a deep copy of its `module`
+is trained, and its backend's `save` writes the copy as a normal model folder (transformers: save_pretrained;
+the reference decoder: a reference folder) that `loadable_name` loads again, plus lineage.json: base model, task file hash, split and example ids, the overlap found,
 hyperparameters, the loss of every step. It is written under a temporary name and renamed into place, so a
 folder that exists is complete; a folder whose lineage has the same identity is reused, not retrained.
 torch is imported inside functions.
@@ -35,6 +36,7 @@ from harness.tasks.data import Split, load_split, local_file
 from harness.errors import HarnessError
 from harness.files import atomic_folder
 from harness.models import scoring
+from harness.models.base import LanguageModel, Trainable
 from harness.train.overlap import EvalIndex, Hit
 from harness.train.optim import adamw, optimizer_step
 from harness.records import Example, Prompt, Rendered, Setting
@@ -101,7 +103,7 @@ def training_pair(spec: TaskSpec, prompt: Prompt, rendered: Rendered) -> tuple[s
     return prompt.text + extra, continuation
 
 
-def training_rows(spec: TaskSpec, examples: list[Example], model) -> list[scoring.ModelInput]:
+def training_rows(spec: TaskSpec, examples: list[Example], model: Trainable) -> list[scoring.ModelInput]:
     """Model inputs with their scored continuation tokens, as the scorer would feed the ZS prompt."""
     rows = []
     for example in examples:
@@ -178,7 +180,7 @@ def train(module, rows: list[scoring.ModelInput], config: FinetuneConfig, desc: 
 # ---------------------------------------------------------------- checkpoints
 
 
-def identity(model, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig) -> dict:
+def identity(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig) -> dict:
     """Everything that decides the fine-tuned weights: equal identities may share a checkpoint."""
     return {
         "format": FORMAT, "version": VERSION, "base_fingerprint": model.fingerprint(), "task_sha256": spec.sha256,
@@ -194,15 +196,14 @@ def checkpoint_folder(root: Path, spec: TaskSpec, ident: dict) -> Path:
     return Path(root) / f"{spec.name}-{digest}"
 
 
-def loadable_name(folder: Path, backend: str) -> str:
-    """The --model name that loads a fine-tuned folder with the base model's backend."""
-    return f"reference:{folder}" if backend == "reference" else str(folder)
-
-
-def finetune(model, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig, out: Path) -> dict:
-    """Fine-tune a copy of `model` (an HFModel) on the task and write `out`; returns the lineage.
+def finetune(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig,
+             out: Path) -> dict:
+    """Fine-tune a copy of `model` (a Trainable) on the task and write `out`; returns the lineage, whose
+    "model" is the --model name that loads `out` with the base model's backend.
 
     Reuses `out` when it holds a finished fine-tuning with the same identity."""
+    if not isinstance(model, Trainable):
+        raise HarnessError(f"--settings ft: {model.name} ({type(model).__name__}) has no trainable weights")
     out = Path(out)
     ident = identity(model, spec, train_split, evaluation, config)
     if out.exists():
@@ -212,7 +213,7 @@ def finetune(model, spec: TaskSpec, train_split: Split, evaluation: Split, confi
     rows = training_rows(spec, examples, model)
     if not rows:
         raise HarnessError(f"task {spec.name}: no training examples left ({len(hits)} overlap the eval split)")
-    module = copy.deepcopy(model.model).float()  # trained in fp32 whatever --dtype scores in
+    module = copy.deepcopy(model.module).float()  # trained in fp32 whatever --dtype scores in
     losses = train(module, rows, config, desc=f"finetune {spec.name} ({len(rows)} examples)")
     tail = losses[-max(1, len(losses) // 10) :]
     lineage = {
@@ -227,7 +228,7 @@ def finetune(model, spec: TaskSpec, train_split: Split, evaluation: Split, confi
                     "hits": [dataclasses.asdict(h) for h in hits]},
         "steps": len(losses), "answer_tokens": sum(len(r.targets) for r in rows),
         "loss": [round(x, 5) for x in losses], "final_loss": sum(tail) / len(tail),
-        "seconds": round(time.time() - started, 1), "model": loadable_name(out, model.backend),
+        "seconds": round(time.time() - started, 1), "model": model.loadable_name(out),
     }
     _save(module, model, out, lineage)
     return lineage
@@ -245,14 +246,8 @@ def _reuse(out: Path, ident: dict) -> dict:
     return lineage
 
 
-def _save(module, model, out: Path, lineage: dict) -> None:
-    """Model + tokenizer + lineage.json, written atomically (files.atomic_folder)."""
+def _save(module, model: Trainable, out: Path, lineage: dict) -> None:
+    """Model + tokenizer (the backend's folder) + lineage.json, written atomically (files.atomic_folder)."""
     with atomic_folder(out) as tmp:
-        if model.backend == "reference":
-            from harness.models.reference import save_reference
-
-            save_reference(module, model.tokenizer, tmp)
-        else:
-            module.save_pretrained(tmp)
-            model.tokenizer.save_pretrained(tmp)
+        model.save(module, tmp)
         (tmp / LINEAGE).write_text(json.dumps(lineage, indent=1) + "\n")

@@ -83,7 +83,7 @@ def lm_eval_style(model: HFModel, rows: list[scoring.ModelInput], batch_size: in
             ids = torch.zeros(len(batch), width, dtype=torch.long)  # (B, T), pad id 0, no attention mask
             for b, i in enumerate(batch):
                 ids[b, : len(rows[i].ids)] = torch.tensor(rows[i].ids)
-            logprobs = F.log_softmax(model.model(ids).logits, dim=-1)  # (B, T, V)
+            logprobs = F.log_softmax(model.module(ids).logits, dim=-1)  # (B, T, V)
             for b, i in enumerate(batch):
                 n, length = len(rows[i].targets), len(rows[i].ids)
                 picked = logprobs[b, length - n : length]  # (n, V)
@@ -96,8 +96,8 @@ def lm_eval_style(model: HFModel, rows: list[scoring.ModelInput], batch_size: in
 def useful_flops(model: HFModel, rows: list[scoring.ModelInput]) -> float:
     """2 x non-embedding parameters x packed tokens + 4 x width x attended (query, key) pairs per layer
     + 2 x width x vocabulary at scored positions: the work packing must do, padding and masked pairs excluded."""
-    config = model.model.config
-    dense = sum(p.numel() for n, p in model.model.named_parameters() if ".h." in n and p.dim() == 2)
+    config = model.module.config
+    dense = sum(p.numel() for n, p in model.module.named_parameters() if ".h." in n and p.dim() == 2)
     tokens = pairs = 0
     for row in packing.pack(rows, model.row_limit):
         segments = row.segments()
@@ -180,7 +180,7 @@ def kv_cache(model: HFModel, rows: list[scoring.ModelInput]) -> list[float]:
     from harness.models import fastpath
 
     with torch.inference_mode():
-        return [lp for lp, _, _ in fastpath.score_kv_cache(model.model, rows, model.batch_tokens)]
+        return [lp for lp, _, _ in fastpath.score_kv_cache(model.module, rows, model.batch_tokens)]
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from harness.models import (
 )
 from harness.records import RequestKind
 from harness.tasks.data import load_task_data
-from harness.tasks.spec import load_task
+from harness.tasks.taskfile import load_task
 from harness.train.finetune import finetune
 from tests.backends import bigram
 from tests.conftest import write_jsonl
@@ -145,12 +145,14 @@ def test_finetuning_needs_a_trainable_model(with_bigram, task_env):
     assert not (task_env["root"] / "ft").exists()
 
 
-def test_the_ft_setting_refuses_a_backend_without_trainable_weights(with_bigram, lower_mc, capsys):
+def test_the_ft_setting_refuses_a_backend_without_trainable_weights(with_bigram, lower_mc, monkeypatch, capsys):
     env = lower_mc
+    monkeypatch.setattr(bigram, "load", lambda *a: pytest.fail("loaded"))  # refused from the name, before loading
     write_jsonl(env["data"] / "lower_mc" / "train.jsonl", [{"goal": "goal z", "sol1": "z", "sol2": "y", "label": 0}])
     (env["tasks"] / "lower_mc.toml").write_text(LOWER_MC.replace('eval_split = "validation"', 'eval_split = "validation"\ntrain_split = "train"'))
     code = main(["run", "--model", f"bigram:{SEED}", "--tasks", str(env["tasks"] / "lower_mc.toml"), "--settings", "zs,ft",
                  "--data-dir", str(env["data"]), "--output-dir", str(env["root"] / "results")])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
-    message = "error: --settings ft: BigramModel has no trainable weights (needs a transformers or reference model)"
+    message = (f"error: --settings ft: the bigram backend of --model bigram:{SEED} has no trainable weights "
+               "(trainable backends: transformers, reference)")
     assert code == 2 and errors == [message]

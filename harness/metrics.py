@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, Outcome, TaskKind
+from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, Outcome
 
 BOOTSTRAP_ITERS = 1000
 BOOTSTRAP_SEED = 1234
@@ -36,13 +36,6 @@ class Metric:
 
     def per_example(self, outcome: Outcome) -> tuple[float, ...]:
         return self.reads[type(outcome)](outcome)
-
-    @property
-    def kinds(self) -> frozenset[TaskKind]:
-        """The task kinds whose outcomes this metric reads."""
-        from harness.tasks.kinds import KINDS
-
-        return frozenset(kind for kind, rules in KINDS.items() if rules.outcome in self.reads)
 
     def score(self, outcomes: list[Outcome]) -> tuple[np.ndarray, float, float]:
         """Per-example values (n, m), the aggregate, and its standard error."""

@@ -14,7 +14,7 @@ from harness.metrics import METRICS
 from harness.tasks.prompts import build_prompt
 from harness.tasks.templates import choices_of
 from harness.records import Example, LoglikelihoodRequest, Setting
-from harness.tasks.kinds import render, requests_for
+from harness.tasks.kinds import KINDS, render, requests_for
 from harness.records import TaskKind
 from tests.conftest import SHARED_DATA, write_jsonl
 
@@ -57,7 +57,7 @@ def test_task_spec_shape(data):
     p = task.prompt
     assert (p.query, p.choices, p.answer) == ("\nQ: $bb_query\nA: ", "$bb_choices", "$bb_gold")
     assert (p.target_delimiter, p.demo_separator) == ("", "\n")
-    assert all(m in METRICS and TaskKind.MULTIPLE_CHOICE in METRICS[m].kinds for m in task.metrics)
+    assert all(m in METRICS and KINDS[TaskKind.MULTIPLE_CHOICE].outcome in METRICS[m].reads for m in task.metrics)
     assert bigbench_task("bigbench_toy", data) == task  # the harness name works too
 
 

@@ -212,6 +212,8 @@ def test_changed_examples_between_zs_and_the_largest_fs():
     assert len(piqa.shown) == 20  # capped, taken in turn: fixed, broken, fixed, ...
     assert [c.verdict for c in piqa.shown[:3]] == [Verdict.FIXED, Verdict.BROKEN, Verdict.FIXED]
     assert [c.example_id for c in piqa.shown[:2]] == ["validation-0", "validation-12"]
+    fixed = [c.example_id for c in piqa.shown if c.verdict is Verdict.FIXED]
+    assert fixed[:3] == ["validation-0", "validation-1", "validation-2"] and len(fixed) == 10  # natural order
     assert (piqa.shown[0].before, piqa.shown[0].after) == (0.0, 1.0)
     assert trivia.metric == "exact_match"  # bleu's per-example values are lists: not a primary metric
     assert trivia.counts == {Verdict.FIXED: 1, Verdict.BROKEN: 0, Verdict.OTHER: 1}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass
 from itertools import zip_longest
 
@@ -52,6 +53,11 @@ class Comparison:
     shown: tuple[Change, ...]  # at most CAP
 
 
+def natural(example_id) -> tuple:
+    """validation-2 before validation-10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(example_id)))
+
+
 def _scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -78,7 +84,7 @@ def _verdict(a: dict, b: dict, metric: str, higher: bool) -> Verdict | None:
 def compare(task: str, a_label: str, b_label: str, a: dict[str, dict], b: dict[str, dict], higher: dict[str, bool],
             cap: int = CAP) -> Comparison:
     """The changed examples of one task between two prompt variants (records by example id)."""
-    common = sorted(set(a) & set(b))
+    common = sorted(set(a) & set(b), key=natural)
     metric = primary_metric([a[i] for i in common] + [b[i] for i in common], higher)
     found = {v: [] for v in Verdict}
     for i in common:

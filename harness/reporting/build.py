@@ -18,8 +18,16 @@ from harness.reporting.grid import Grid
 from harness.reporting.published import Source, published_numbers
 from harness.reporting.runs import normalize_scores
 from harness.reporting.significance import paired_comparisons
-from harness.reporting.tables import (bands_grid, cells_frame, column_label, has_sweep, main_grid, published_grid,
-                                      significance_grid, sweep_grid)
+from harness.reporting.tables import (
+    bands_grid,
+    cells_frame,
+    column_label,
+    has_sweep,
+    main_grid,
+    published_grid,
+    significance_grid,
+    sweep_grid,
+)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from harness.reporting.examples import CSS as EXAMPLES_CSS
 from harness.reporting.examples import changes_html
 from harness.reporting.grid import html_table, latex, markdown
 from harness.reporting.plots import summary_figure, sweep_figures
-from harness.reporting.trends import kshot_figures, scale_figures
 from harness.reporting.significance import ALPHA, ITERS
+from harness.reporting.trends import kshot_figures, scale_figures
 
 CELL_LEGEND = (
     "Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded bootstrap "

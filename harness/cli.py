@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None,
                         help="folder for report.md/.tex/.html and plots/ (default: the run folder, when there is one)")
     report.add_argument("--title", default=None, help="page title (default: the run names)")
+    report.add_argument("--published-dir", type=Path, default=None,
+                        help="folder of gpt3_table_h1.csv (default: $HARNESS_PUBLISHED_DIR, else shared/published beside the checkout)")
 
     compare = sub.add_parser("compare", help="show what changed between two runs: scores and run.json")
     compare.add_argument("run_a", type=Path, metavar="RUN_A")
@@ -118,7 +120,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.runs[0]
     title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
     finetune = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("finetune", {}) for r in runs}
-    written = write_report(out, frame, samples, title, finetune)
+    models = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("model", {}) for r in runs}
+    written = write_report(out, frame, samples, title, finetune, models, args.published_dir)
     print((out / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0

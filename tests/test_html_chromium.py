@@ -13,6 +13,7 @@ import pytest
 
 from harness.reporting.pages import write_report
 from tests.test_report import synthetic_frame, synthetic_samples
+from tests.test_report_generative import band_frame, change_samples, hand_csv
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make setup installs Debian's chromium)")
@@ -33,7 +34,7 @@ def console_messages(stderr: str) -> list[str]:
 @pytest.fixture(scope="module")
 def page(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("html_report")
-    write_report(folder, synthetic_frame(), synthetic_samples(), "Synthetic report")
+    write_report(folder, synthetic_frame(), synthetic_samples(), "Synthetic report", published_dir=folder)  # no CSV
     for png in (folder / "plots").iterdir():  # the page must not need them: figures are inlined
         png.unlink()
     return folder / "report.html"
@@ -45,7 +46,7 @@ def test_dom_has_tables_figures_and_no_console_errors(page):
     dom = done.stdout
     assert dom.count("<table") == 4 and "<h2>Shot sweep</h2>" in dom and "Published reference numbers" in dom
     images = re.findall(r'<img [^>]*src="([^"]*)"', dom)
-    assert len(images) == 2 and all(src.startswith("data:image/png;base64,") for src in images)  # summary + piqa
+    assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)  # summary, piqa, k-sweep
     assert 'class="sig"' in dom  # the significant FT difference is highlighted
     assert console_messages(done.stderr) == []
 
@@ -73,3 +74,31 @@ def test_screenshot_is_a_real_picture(page, tmp_path):
     assert pixels.shape[:2] == (SIZE[1], SIZE[0])
     assert pixels[..., :3].var() > 1e-3  # not blank: text, table borders and highlighted cells
     assert (pixels[..., :3] < 0.5).mean() > 0.005  # enough dark pixels to be text
+
+
+@pytest.fixture(scope="module")
+def generative_page(tmp_path_factory) -> Path:
+    """GPT-3 bands from a hand-made Table H.1, and changed examples from samples that carry their records."""
+    import pandas as pd
+
+    from harness.reporting.runs import samples_frame
+    from tests.test_report import row
+
+    folder = tmp_path_factory.mktemp("html_generative")
+    hand_csv(folder)
+    frame = pd.concat([band_frame(), pd.DataFrame([row("gpt2", "piqa", s, k, seed, "acc", 0.5) for s, k, seed in
+                                                   (("ZS", 0, 0), ("FS", 4, 0), ("FS", 4, 1))])], ignore_index=True)
+    models = {"gpt2": {"parameters": 124e6}, "gpt2-medium": {"parameters": 355e6}}
+    write_report(folder, frame, samples_frame(change_samples(), "gpt2"), "Generative report", models=models,
+                 published_dir=folder)
+    return folder / "report.html"
+
+
+def test_bands_and_changed_examples_render_without_scripts(generative_page):
+    done = chromium("--dump-dom", generative_page.as_uri(), cwd=generative_page.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    assert "<h2>GPT-3 plausibility bands (Table H.1)</h2>" in dom and "<h2>Examples behind a difference</h2>" in dom
+    assert dom.count('<details class="comparison">') == 2 and dom.count('<details class="example">') == 22  # 20 + 2
+    assert "<details open" not in dom and "<script" not in dom  # collapsed, opened by the reader, no scripts
+    assert "scale_triviaqa" in dom and console_messages(done.stderr) == []

@@ -1,7 +1,8 @@
 """A report's content from the long table: every table comparing ZS, 1S, FS(k) and FT, the paired tests and the notes.
 
 build_report gathers the tables once (tables, grid), the paired tests (significance), the published
-numbers (published) and the notes, FT lineages among them (lineage); pages only lays a Report out.
+numbers (published, and the GPT-3 Table H.1 cells of gpt3), the examples behind a difference (changes)
+and the notes, FT lineages among them (lineage); pages only lays a Report out.
 """
 
 from __future__ import annotations
@@ -10,12 +11,23 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.reporting.grid import Grid
 from harness.lineage import lineage_summary
+from harness.reporting import gpt3
+from harness.reporting.changes import Comparison, find_changes
+from harness.reporting.grid import Grid
+from harness.reporting.published import Source, published_numbers
 from harness.reporting.runs import normalize_scores
 from harness.reporting.significance import paired_comparisons
-from harness.reporting.tables import (cells_frame, column_label, has_sweep, main_grid, published_grid,
-                                      significance_grid, sweep_grid)
+from harness.reporting.tables import (
+    bands_grid,
+    cells_frame,
+    column_label,
+    has_sweep,
+    main_grid,
+    published_grid,
+    significance_grid,
+    sweep_grid,
+)
 
 
 @dataclass(frozen=True)
@@ -31,20 +43,41 @@ class Report:
     sources: tuple  # the published Source records cited by `published`
     findings: tuple[str, ...]  # one sentence per significant difference
     notes: tuple[str, ...]
+    bands: Grid | None = None  # ours beside GPT-3 Small and Medium (Table H.1), None without such cells
+    table_h1: tuple = ()  # every Table H.1 cell on this report's tasks (all sizes): the scale figures
+    band_source: Source | None = None
+    changes: tuple[Comparison, ...] = ()  # the examples behind a difference
+    params: dict | None = None  # model -> parameters (run.json), for the scale figures
+
+
+def model_params(models: dict[str, dict] | None) -> dict[str, float]:
+    """model -> parameter count, from run.json "model" records that have one."""
+    return {name: float(m["parameters"]) for name, m in (models or {}).items()
+            if isinstance(m, dict) and isinstance(m.get("parameters"), (int, float)) and m["parameters"] > 0}
 
 
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
-                 finetune: dict[str, dict] | None = None) -> Report:
-    """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables."""
+                 finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
+                 published_dir=None) -> Report:
+    """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables;
+    `models`: model -> run.json's "model" record (its "parameters" place it on the scale figures);
+    `published_dir`: the folder of gpt3_table_h1.csv (default: gpt3.resolve_published_dir)."""
     frame = normalize_scores(frame)
     cells = cells_frame(frame)
     paired = paired_comparisons(samples)
     main, legend = main_grid(cells, paired)
-    published, numbers = published_grid(dict.fromkeys(cells["task"]), list(dict.fromkeys(cells["model"])))
+    table = gpt3.load_table_h1(gpt3.resolve_published_dir(published_dir))
+    every = gpt3.with_table_h1(published_numbers(), table, set(zip(cells["task"], cells["metric"], strict=True)))
+    h1 = tuple(p for p in every if p.source == gpt3.SOURCE)
+    stored = tuple(p for p in every if p.source != gpt3.SOURCE)
+    published, numbers = published_grid(dict.fromkeys(cells["task"]), list(dict.fromkeys(cells["model"])), stored)
     sources = tuple(dict.fromkeys(p.source for p in numbers))
+    bands = bands_grid(cells, h1, gpt3.BAND_MODELS)
+    higher = dict(zip(cells["metric"], cells["higher_is_better"].astype(bool), strict=True))
     return Report(title, cells, paired, main, legend, sweep_grid(cells) if has_sweep(cells) else None,
                   significance_grid(paired, legend) if not paired.empty else None, published, sources,
-                  _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}))
+                  _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}), bands, h1,
+                  gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models))
 
 
 def _findings(paired: pd.DataFrame) -> tuple[str, ...]:

@@ -13,9 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from harness.reporting.build import Report, build_report
+from harness.reporting.changes import CAP, changes_table
+from harness.reporting.examples import CSS as EXAMPLES_CSS
+from harness.reporting.examples import changes_html
 from harness.reporting.grid import html_table, latex, markdown
 from harness.reporting.plots import summary_figure, sweep_figures
 from harness.reporting.significance import ALPHA, ITERS
+from harness.reporting.trends import kshot_figures, scale_figures
 
 CELL_LEGEND = (
     "Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded bootstrap "
@@ -50,10 +54,35 @@ def render_markdown(report: Report, figures=(), root: Path | None = None) -> str
         lines += ["## Shot sweep", "", markdown(report.sweep), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.relative_to(root) if root else p})" for p in figures] + [""]
-    lines += _published_markdown(report)
+    lines += _bands_markdown(report) + _changes_markdown(report) + _published_markdown(report)
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     return "\n".join(lines)
+
+
+BANDS_TEXT = ("Ours (seed mean; FS at the largest k run) beside GPT-3 Small (125M) and Medium (350M), the GPT-3 sizes "
+              "closest to GPT-2-class models, in each setting; GPT-3's FS uses the paper's k. Plausibility bands, "
+              "not targets: other models, data and context length.")
+CHANGES_TEXT = (f"Examples whose prediction changed, per task: fixed / broken = the primary metric got better / worse, "
+                f"other = a different prediction with the same score. The HTML report shows up to {CAP} per comparison "
+                "with prompts, choices' scores or generations and references, and per-example metrics.")
+
+
+def _source_line(s) -> str:
+    return f"{s.id}: {s.title}. Read at {s.read_at}. {s.notes}"
+
+
+def _bands_markdown(report: Report) -> list[str]:
+    if report.bands is None:
+        return []
+    return ["## GPT-3 plausibility bands (Table H.1)", "", BANDS_TEXT, "", markdown(report.bands), "",
+            f"- {_source_line(report.band_source)}", ""]
+
+
+def _changes_markdown(report: Report) -> list[str]:
+    if not report.changes:
+        return []
+    return ["## Examples behind a difference", "", CHANGES_TEXT, "", markdown(changes_table(report.changes)), ""]
 
 
 def _published_markdown(report: Report) -> list[str]:
@@ -105,7 +134,7 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
     esc = html.escape
     summary = [line for line in summary_lines(report) if line]
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(report.title)}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{esc(report.title)}</h1>"]
+             f"<style>{CSS}{EXAMPLES_CSS if report.changes else ''}</style></head><body>", f"<h1>{esc(report.title)}</h1>"]
     if report.legend:
         parts.append("<p>Models: " + "; ".join(f"<b>{esc(k)}</b> = {esc(m)}" for k, m in report.legend.items()) + "</p>")
     parts += ["<h2>Scores</h2>", html_table(report.main, "scores main"), f'<p class="legend">{esc(CELL_LEGEND)}</p>',
@@ -117,6 +146,12 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
         parts += ["<h2>Shot sweep</h2>", html_table(report.sweep, "scores sweep")]
     if figures:
         parts += ["<h2>Figures</h2>"] + [figure_html(p) for p in figures]
+    if report.bands is not None:
+        parts += ["<h2>GPT-3 plausibility bands (Table H.1)</h2>", f'<p class="legend">{esc(BANDS_TEXT)}</p>',
+                  html_table(report.bands, "scores bands"), f"<ul>{_paragraphs([_source_line(report.band_source)])}</ul>"]
+    if report.changes:
+        parts += ["<h2>Examples behind a difference</h2>", f'<p class="legend">{esc(CHANGES_TEXT)}</p>',
+                  html_table(changes_table(report.changes), "scores changes"), changes_html(report.changes)]
     if report.published.rows:
         parts += ["<h2>Published reference numbers</h2>", html_table(report.published, "scores published"),
                   "<ul>" + _paragraphs(f"{s.id}: {s.title}. Read at {s.read_at}. {s.notes}" for s in report.sources)
@@ -128,12 +163,16 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
 
 
 def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None, title: str,
-                 finetune: dict[str, dict] | None = None) -> list[Path]:
-    """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths."""
-    report = build_report(frame, samples, title, finetune)
+                 finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
+                 published_dir=None) -> list[Path]:
+    """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths.
+    `models`: model -> run.json "model" record; `published_dir`: where gpt3_table_h1.csv is (build_report)."""
+    report = build_report(frame, samples, title, finetune, models, published_dir)
     folder.mkdir(parents=True, exist_ok=True)
     figures = [p for p in [summary_figure(report.cells, report.paired, folder / "plots" / "summary.png")] if p]
     figures += sweep_figures(report.cells, folder / "plots")
+    figures += kshot_figures(report.cells, folder / "plots")
+    figures += scale_figures(report.cells, report.params or {}, report.table_h1, folder / "plots")
     written = {"report.md": render_markdown(report, figures, folder), "report.tex": render_latex(report),
                "report.html": render_html(report, figures)}
     for name, text in written.items():

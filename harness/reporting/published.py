@@ -1,4 +1,7 @@
-"""Published reference numbers (published.toml beside this file): sources, values and comparability notes."""
+"""Published reference numbers (published.toml beside this file): sources, values and comparability notes.
+
+The GPT-3 paper's Table H.1 is read from a CSV outside the repository (harness.reporting.gpt3); its cells
+replace the GPT-3 numbers stored here where both have one."""
 
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ class Published:
     setting: str  # "ZS", "1S", "FS(k)"
     value: float  # in our metric's units (fractions for accuracies)
     stderr: float | None
+    params: float | None = None  # the published model's parameter count, where the source gives it
+    alternatives: tuple[str, ...] = ()  # our metrics the number compares with, in order (metric is the first)
 
 
 def _check_keys(path: Path, where: str, table: dict, allowed: set[str]) -> None:

@@ -54,8 +54,9 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
                 f.write(json.dumps(sample, ensure_ascii=False) + "\n")
         (tmp / "run.json").write_text(json.dumps(manifest(output, config, folder.name), indent=2) + "\n")
         samples = samples_frame(output.samples, output.model.get("name", folder.name))
-        write_report(tmp, frame, samples, title=f"Run {folder.name}",
-                     finetune={output.model.get("name", folder.name): output.finetune})  # report.md, .tex, .html, plots/
+        name = output.model.get("name", folder.name)
+        write_report(tmp, frame, samples, title=f"Run {folder.name}", finetune={name: output.finetune},
+                     models={name: output.model})  # report.md, .tex, .html, plots/
     return frame
 
 

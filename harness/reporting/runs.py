@@ -76,14 +76,15 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def samples_frame(samples: list[dict], model: str) -> pd.DataFrame:
-    """One row per (example, prompt variant, metric); list-valued metrics (e.g. [logprob, words]) stay lists."""
+    """One row per (example, prompt variant, metric); list-valued metrics (e.g. [logprob, words]) stay lists.
+    `sample` is the whole record (shared by the rows of its metrics), read by the examples behind a difference."""
     rows = [
         {"model": model, "task": s["task"], "setting": s["setting"], "k": s["k"], "seed": s["seed"],
-         "example_id": s["example_id"], "metric": name, "value": value}
+         "example_id": s["example_id"], "metric": name, "value": value, "sample": s}
         for s in samples
         for name, value in s.get("metrics", {}).items()
     ]
-    return pd.DataFrame(rows, columns=SAMPLE_KEYS + ["value"])
+    return pd.DataFrame(rows, columns=SAMPLE_KEYS + ["value", "sample"])
 
 
 def merge_runs(folders: list[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame | None, list[Run]]:

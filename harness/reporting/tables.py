@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from harness.reporting.gpt3 import model_size
 from harness.reporting.grid import Grid
 from harness.reporting.published import Published, for_cell, for_tasks, model_key
 
@@ -32,6 +33,7 @@ def cells_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, task, metric, setting, k): seed means, across-example stderr, across-seed spread."""
     cells = frame.groupby(KEYS, sort=False, dropna=False).agg(
         value=("value", "mean"), stderr=("stderr", "mean"), seed_std=("value", "std"), seeds=("seed", "nunique"),
+        seed_min=("value", "min"), seed_max=("value", "max"),
         n=("n", "max"), k_used=("k_used_mean", "mean"), n_truncated=("n_truncated", "max"),
         note=("note", _first_note), higher_is_better=("higher_is_better", "first"),
     ).reset_index()
@@ -186,9 +188,9 @@ def significance_grid(paired: pd.DataFrame, legend: dict[str, str]) -> Grid:
     return Grid(labels, tuple(rows), marks=tuple(marks))
 
 
-def published_grid(tasks, models) -> tuple[Grid, list[Published]]:
+def published_grid(tasks, models, numbers=None) -> tuple[Grid, list[Published]]:
     """Every stored published number on these tasks, and whether a model of this report matches it."""
-    numbers = for_tasks(tasks)
+    numbers = for_tasks(tasks, numbers)
     rows = tuple(
         (p.task, p.metric, p.model, p.setting, fmt(p.value) + (f" ± {fmt(p.stderr, p.value)}" if p.stderr else ""),
          p.source.id, ", ".join(m for m in models if model_key(m) in p.matches) or "none")
@@ -196,3 +198,31 @@ def published_grid(tasks, models) -> tuple[Grid, list[Published]]:
     )
     labels = ("task", "metric", "published model", "setting", "value", "source", "same model here")
     return Grid(labels, rows), numbers
+
+
+def bands_grid(cells: pd.DataFrame, numbers, sizes: tuple[str, ...]) -> Grid | None:
+    """Ours beside published cells of the given sizes (GPT-3 Small and Medium), per setting: rows task x metric
+    that have one, columns {ZS, 1S, FS} x (our models, then the sizes); FS cells name their k. None when no row."""
+    models = list(dict.fromkeys(cells["model"]))
+    short, grouped = _model_groups(models)
+    ours = [short[m] if grouped else "ours" for m in models]
+    by_key = {(p.task, p.metric, p.setting.split("(")[0], model_size(p)): p for p in numbers}
+    rows = []
+    for task, metric in row_keys(cells):
+        if not any((task, metric, s, size) in by_key for s in ("ZS", "1S", "FS") for size in sizes):
+            continue
+        row = [task, metric]
+        for setting in ("ZS", "1S", "FS"):
+            for m in models:
+                cell = _pick(cells, m, task, metric, setting)
+                ok = cell is not None and not pd.isna(cell["value"])
+                row.append((fmt(cell["value"]) + (f" (k={cell['k']})" if setting == "FS" else "")) if ok else "–")
+            for size in sizes:
+                p = by_key.get((task, metric, setting, size))
+                row.append("–" if p is None else fmt(p.value) + (f" (k={p.setting[3:-1]})" if setting == "FS" else ""))
+        rows.append(tuple(row))
+    if not rows:
+        return None
+    labels = ("task", "metric") + (tuple(ours) + sizes) * 3
+    groups = (("", 2),) + tuple((s, len(ours) + len(sizes)) for s in ("ZS", "1S", "FS"))
+    return Grid(labels, tuple(rows), groups)

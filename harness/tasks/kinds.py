@@ -177,7 +177,7 @@ def _document_sample(p: Prompt, o: DocumentOutcome) -> dict:
 
 
 def _generation_sample(p: Prompt, o: GenerationOutcome) -> dict:
-    return {"generation": o.generated, "prediction": o.predicted, "references": list(o.references)}
+    return {"generation": o.generated, "prediction": o.predicted, "target": o.target, "references": list(o.references)}
 
 
 # ---------------------------------------------------------------- the table

@@ -137,6 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.bigbench import PREFIX, bigbench_names
+    from harness.tasks.bigbench_generative import generative_names
     from harness.tasks.data import local_file, resolve_data_dir
     from harness.tasks.catalog import load_suite, suite_files, task_files
     from harness.tasks.taskfile import load_task
@@ -159,6 +160,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if names:
         print(f"\nBIG-bench ({len(names)} multiple-choice tasks read from {data_dir / 'bigbench'}; "
               f"run one as {PREFIX}<name>, all as the suite 'bigbench'):")
+        print("  " + ", ".join(names))
+    names = generative_names(data_dir)
+    if names:
+        print(f"\nBIG-bench generative ({len(names)} tasks read from {data_dir / 'bigbench' / 'generative'}; "
+              f"run one as {PREFIX}<name>):")
         print("  " + ", ".join(names))
     print("\nsuites:")
     for name, path in suite_files().items():

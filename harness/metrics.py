@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import metrics_generation as gen
 from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, Outcome
 
 BOOTSTRAP_ITERS = 1000
@@ -106,6 +107,16 @@ METRICS: dict[str, Metric] = {
                               _per_word_or_byte, False, False),
     "bits_per_byte": Metric("bits_per_byte", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
                             lambda s, n: -s[..., 0] / s[..., 1] / math.log(2), False, False),
-    "exact_match": Metric("exact_match", {GenerationOutcome: lambda o: (float(o.generated.strip() == o.target.strip()),)},
-                          _mean, True, True),
+    # generation (metrics_generation.py): the prediction is the continuation after the task's filters
+    # lm-evaluation-harness: equal to any reference after the task's [metric_options.exact_match]
+    "exact_match": Metric("exact_match", {GenerationOutcome: gen.exact_match}, _mean, True, True),
+    "exact_str_match": Metric("exact_str_match", {GenerationOutcome: gen.exact_str_match}, _mean, True, True),  # BIG-bench
+    # SQuAD 2.0's official exact and f1 (x 100), best over the references; unanswerable: the empty string
+    "exact": Metric("exact", {GenerationOutcome: gen.squad_exact}, _mean, True, True),
+    "f1": Metric("f1", {GenerationOutcome: gen.squad_f1}, _mean, True, True),
+    # corpus-level through sacrebleu's default settings, from summed per-example statistics
+    "bleu": Metric("bleu", {GenerationOutcome: gen.corpus_statistics("bleu")}, gen.corpus_score("bleu"), True, False),
+    "chrf": Metric("chrf", {GenerationOutcome: gen.corpus_statistics("chrf")}, gen.corpus_score("chrf"), True, False),
+    "ter": Metric("ter", {GenerationOutcome: gen.corpus_statistics("ter")}, gen.corpus_score("ter"), False, False),
+    **{kind: Metric(kind, {GenerationOutcome: gen.rouge(kind)}, _mean, True, True) for kind in gen.ROUGE_TYPES},
 }

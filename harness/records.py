@@ -52,6 +52,7 @@ class Rendered:
     gold: int = -1  # index of the gold choice
     target: str = ""  # the gold continuation (multiple choice: the gold choice; partial scoring: the shared text)
     units: str = ""  # perplexity: the text whose words and bytes normalise
+    references: tuple[str, ...] = ()  # generate: every accepted answer (target is the one demonstrations show)
 
 
 @dataclass(frozen=True)
@@ -178,11 +179,32 @@ class DocumentOutcome:
 
 
 @dataclass(frozen=True)
+class MatchOptions:
+    """lm-evaluation-harness's exact_match options, as a task file gives them ([metric_options.exact_match])."""
+
+    ignore_case: bool = False
+    ignore_punctuation: bool = False
+    regexes_to_ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GenerationOutcome:
-    """Generation: the greedy continuation, cut at the first stop string, and the expected text."""
+    """Generation: the greedy continuation (cut at the first stop string), the prediction the task's filters
+    make of it, and every accepted reference; `match` carries the task's exact_match options."""
 
     generated: str
-    target: str
+    references: tuple[str, ...]
+    prediction: str | None = None  # after the task's filters; None: the generated text as is
+    match: MatchOptions = MatchOptions()
+
+    @property
+    def predicted(self) -> str:
+        return self.generated if self.prediction is None else self.prediction
+
+    @property
+    def target(self) -> str:
+        """The first reference: the one demonstrations and FT show."""
+        return self.references[0]
 
 
 Outcome = ChoiceOutcome | ClozeOutcome | DocumentOutcome | GenerationOutcome

@@ -37,7 +37,7 @@ def score_task(spec: TaskSpec, prompts: Sequence[tuple[Prompt, Rendered]], unava
         groups[(p.setting, p.k, p.seed)].append((p, r))
     rows, samples = [], []
     for (setting, k, seed), members in groups.items():
-        outcomes = [rules.build_outcome(p, r, results, unconditional) for p, r in members]
+        outcomes = [rules.build_outcome(spec, p, r, results, unconditional) for p, r in members]
         scored = {name: METRICS[name].score(outcomes) for name in spec.metrics}  # values, value, stderr
         group = [
             _common(spec, p) | rules.sample(p, o) | {"metrics": {m: _per_example(values[i]) for m, (values, _, _) in scored.items()}}

@@ -61,9 +61,11 @@ def test_document_perplexities_by_hand():
     assert METRICS["bits_per_byte"].score(outcomes)[1] == pytest.approx(40 / 50 / math.log(2))
 
 
-def test_exact_match_strips_whitespace():
-    assert METRICS["exact_match"].per_example(GenerationOutcome(generated=" Paris\n", target="Paris")) == (1.0,)
-    assert METRICS["exact_match"].per_example(GenerationOutcome(generated="paris", target="Paris")) == (0.0,)
+def test_exact_match_compares_as_is_unless_filtered():
+    """lm-evaluation-harness: no stripping in the metric; the task's filters make the prediction."""
+    assert METRICS["exact_match"].per_example(GenerationOutcome(" Paris\n", ("Paris",))) == (0.0,)
+    assert METRICS["exact_match"].per_example(GenerationOutcome(" Paris\n", ("Paris",), prediction="Paris")) == (1.0,)
+    assert METRICS["exact_match"].per_example(GenerationOutcome("paris", ("Paris",))) == (0.0,)
 
 
 def test_bootstrap_is_seeded_and_close_to_the_formula_for_a_mean():

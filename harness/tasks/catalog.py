@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError, unknown
 from harness.files import CHECKOUT_ROOT, PACKAGE_ROOT, in_checkout
-from harness.tasks import bigbench
+from harness.tasks import bigbench, bigbench_generative
 from harness.tasks.spec import TaskSpec
 from harness.tasks.taskfile import Where, load_task
 
@@ -38,7 +38,7 @@ def resolve_task(name: str, tasks_dir: Path = TASKS_DIR, data_dir: Path | None =
     if name.endswith(".toml") or "/" in name:
         return load_task(name)
     if name.startswith(bigbench.PREFIX):
-        return bigbench.bigbench_task(name, data_dir)
+        return bigbench_generative.resolve_bigbench(name, data_dir)
     files = task_files(tasks_dir)
     if name not in files:
         raise unknown("task", name, [*files, *suite_files(tasks_dir / "suites")])
@@ -73,12 +73,12 @@ def suite_files(suites_dir: Path = SUITES_DIR) -> dict[str, Path]:
 
 def expand_suites(names, tasks_dir: Path = TASKS_DIR, data_dir: Path | None = None) -> list[str]:
     """Task names with every suite name replaced by its tasks, in order, without duplicates.
-    `bigbench` stands for every BIG-bench task in the data dir."""
+    `bigbench` stands for every BIG-bench task in the data dir, multiple choice and generative."""
     suites = suite_files(tasks_dir / "suites")
     out: list[str] = []
     for name in names:
         if name == bigbench.FOLDER:
-            out += [bigbench.PREFIX + stem for stem in bigbench.bigbench_names(data_dir)]
+            out += [bigbench.PREFIX + stem for stem in bigbench_generative.all_names(data_dir)]
         elif name in suites:
             if name in task_files(tasks_dir):
                 raise HarnessError(f"{name!r} is both a task and a suite; rename one of tasks/{name}.toml, tasks/suites/{name}.toml")

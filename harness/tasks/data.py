@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.tasks import bigbench
+from harness.tasks import bigbench, bigbench_generative
 from harness.errors import HarnessError
 from harness.records import Example
 from harness.files import CHECKOUT_ROOT, in_checkout
@@ -89,6 +89,8 @@ def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
         source = f"hub:{task.data.hub}" + (f"/{task.data.hub_name}" if task.data.hub_name else "")
     if task.preprocess == bigbench.PREPROCESS:  # needs the task's meta file, not only the rows
         rows = bigbench.bigbench_preprocess(task, rows)
+    elif task.preprocess == bigbench_generative.PREPROCESS:
+        rows = bigbench_generative.generative_preprocess(task, rows)
     elif task.preprocess:
         from harness.tasks.preprocess import PREPROCESSORS
 

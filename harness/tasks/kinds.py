@@ -8,7 +8,7 @@ pair that demonstrations and fine-tuning use, and its default metrics.
 | partial_scoring | loglikelihood of delimiter + target after each choice | ChoiceOutcome     | (gold choice, delimiter + target) |
 | cloze           | loglikelihood of delimiter + target                   | ClozeOutcome      | ("", delimiter + target)        |
 | perplexity      | rolling loglikelihood of the document                 | DocumentOutcome   | none: no demonstrations, no FT  |
-| generate        | greedy continuation until a stop string               | GenerationOutcome | ("", delimiter + target)        |
+| generate        | greedy continuation until a stop string, filtered     | GenerationOutcome | ("", delimiter + first reference) |
 
 A demonstration is query + extra + continuation of its gold pair; FT trains on (prompt + extra, continuation).
 A new kind is one TaskKind member, one record here, and metrics that read its outcome type (metrics.py).
@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
                              GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind, Result,
                              RollingRequest, TaskKind)
-from harness.tasks.spec import TaskSpec
-from harness.tasks.templates import choices_of, fill, gold_of
+from harness.tasks.filters import apply_filters
+from harness.errors import HarnessError
+from harness.tasks.spec import TEXT_REFERENCE_METRICS, TaskSpec
+from harness.tasks.templates import choices_of, fill, gold_of, references_of
 
 Results = Mapping[str, Result]
 Pair = tuple[str, str]  # (text appended to the prompt, scored continuation)
@@ -39,7 +41,7 @@ class KindRules:
     render: Callable[[TaskSpec, Example], Rendered]
     requests: Callable[[TaskSpec, Prompt, Rendered, bool], list[Request]]  # bool: add unconditional requests
     outcome: type  # the one outcome type of the kind, which metrics declare they read
-    build_outcome: Callable[[Prompt, Rendered, Results, bool], Outcome]
+    build_outcome: Callable[[TaskSpec, Prompt, Rendered, Results, bool], Outcome]
     sample: Callable[[Prompt, Outcome], dict]  # the kind's fields of a samples.jsonl line
     default_metrics: tuple[str, ...]
     pairs: Callable[[Rendered, str], list[Pair]] = lambda r, delimiter: []  # what fitting must leave room for
@@ -86,6 +88,16 @@ def _render_target(task: TaskSpec, ex: Example) -> Rendered:
     return Rendered(ex.id, query, target=target)
 
 
+def _render_generation(task: TaskSpec, ex: Example) -> Rendered:
+    query = fill(task, "prompt.query", task.prompt.query, ex)
+    target, references = references_of(task, ex)
+    if TEXT_REFERENCE_METRICS & set(task.metrics) and not all(ref.strip() for ref in references):
+        key = "prompt.references" if task.prompt.references else "prompt.target"
+        raise HarnessError(f"{task.path}: {key}: example {ex.id} has an empty reference, which "
+                           f"{', '.join(sorted(TEXT_REFERENCE_METRICS & set(task.metrics)))} cannot score")
+    return Rendered(ex.id, query, target=target, references=references)
+
+
 def _render_document(task: TaskSpec, ex: Example) -> Rendered:
     text = fill(task, "prompt.text", task.prompt.text, ex)
     units = fill(task, "prompt.units_text", task.prompt.units_text or task.prompt.text, ex)
@@ -118,25 +130,27 @@ def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bo
 # ---------------------------------------------------------------- outcomes and samples
 
 
-def _choice_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ChoiceOutcome:
+def _choice_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ChoiceOutcome:
     scored = [results[choice_id(p, i)] for i in range(len(r.choices))]
     uncond = tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices))) if unconditional else ()
     return ChoiceOutcome(r.choices, r.gold, tuple(s.logprob for s in scored), tuple(s.is_greedy for s in scored),
                          tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored))
 
 
-def _cloze_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ClozeOutcome:
+def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ClozeOutcome:
     s = results[target_id(p)]
     return ClozeOutcome(r.target, s.logprob, s.is_greedy, s.last_greedy, s.n_tokens, s.truncated)
 
 
-def _document_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> DocumentOutcome:
+def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> DocumentOutcome:
     s = results[target_id(p)]
     return DocumentOutcome(s.logprob, s.n_tokens, count_words(r.units), len(r.units.encode("utf-8")))
 
 
-def _generation_outcome(p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
-    return GenerationOutcome(results[target_id(p)].text, r.target)
+def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
+    generated = results[target_id(p)].text
+    prediction = apply_filters(task, generated) if task.prompt.filters else None
+    return GenerationOutcome(generated, r.references, prediction, task.match)
 
 
 def count_words(text: str) -> int:
@@ -163,7 +177,7 @@ def _document_sample(p: Prompt, o: DocumentOutcome) -> dict:
 
 
 def _generation_sample(p: Prompt, o: GenerationOutcome) -> dict:
-    return {"target": o.target, "prediction": o.generated}
+    return {"generation": o.generated, "prediction": o.predicted, "target": o.target, "references": list(o.references)}
 
 
 # ---------------------------------------------------------------- the table
@@ -199,7 +213,8 @@ KINDS: dict[TaskKind, KindRules] = {
         default_metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"), why_no_gold="perplexity over documents",
     ),
     TaskKind.GENERATE: KindRules(
-        request_kind=RequestKind.GENERATE, required=("query", "target"), allowed=_SHARED | {"target", "stop", "max_new_tokens"}, render=_render_target,
+        request_kind=RequestKind.GENERATE, required=("query", "target"),
+        allowed=_SHARED | {"target", "references", "stop", "max_new_tokens", "filters", "regex"}, render=_render_generation,
         requests=_generate_requests, outcome=GenerationOutcome, build_outcome=_generation_outcome,
         sample=_generation_sample, default_metrics=("exact_match",), gold=lambda r, d: ("", d + r.target),
         budget=lambda task, max_length: max_length - task.prompt.max_new_tokens,

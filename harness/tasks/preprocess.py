@@ -126,6 +126,25 @@ def wikitext_detokenize(text: str) -> str:
     return text
 
 
+def arithmetic(rows: Rows) -> Rows:
+    """GPT-3 arithmetic: context stripped, blank lines joined, Q:/A: spelled out (arithmetic/utils.py)."""
+    out = []
+    for row in rows:
+        context = row["context"].strip().replace("\n\n", "\n").replace("Q:", "Question:").replace("A:", "Answer:")
+        out.append(row | {"context": context})
+    return out
+
+
+def squadv2(rows: Rows) -> Rows:
+    """target = ' ' + the first answer, or ' unanswerable' (what demonstrations show, squadv2/task.py);
+    references = every answer, or [''] for an unanswerable question (the official no-answer rule)."""
+    out = []
+    for row in rows:
+        answers = list(row["answers"]["text"] if isinstance(row["answers"], dict) else row["answers"])
+        out.append(row | {"target": " " + (answers[0] if answers else "unanswerable"), "references": answers or [""]})
+    return out
+
+
 PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "lambada": lambada,
     "hellaswag": hellaswag,
@@ -133,5 +152,7 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "copa": copa,
     "winogrande": winogrande,
     "wikitext_documents": wikitext_documents,
+    "arithmetic": arithmetic,
+    "squadv2": squadv2,
 }
 

@@ -6,10 +6,23 @@ task kind is kinds.py.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.records import TaskKind
+from harness.records import MatchOptions, TaskKind
+
+
+# metrics that compare the prediction with reference texts (translation, summaries): an empty reference is bad input
+TEXT_REFERENCE_METRICS = frozenset({"bleu", "chrf", "ter", "rouge1", "rouge2", "rougeL", "rougeLsum"})
+
+
+class Filter(enum.Enum):
+    """What a generate task does to a continuation before metrics read it (lm-evaluation-harness's filters)."""
+
+    STRIP = "strip"  # remove_whitespace: leading and trailing whitespace
+    FIRST_LINE = "first_line"  # the text before the first newline
+    REGEX = "regex"  # the first match of prompt.regex (its group when it has one), "" when none (BIG-bench output_regex)
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,9 @@ class PromptSpec:
     demo_separator: str = "\n\n"
     stop: tuple[str, ...] = ("\n\n",)
     max_new_tokens: int = 64
+    references: str = ""  # generate: accepted answers, a '$field' naming a list or one template (default: target)
+    filters: tuple[Filter, ...] = ()  # generate: applied in order to the continuation before metrics
+    regex: str = ""  # generate: the pattern of the regex filter
 
 
 @dataclass(frozen=True)
@@ -49,12 +65,13 @@ class TaskSpec:
     preprocess: str | None
     data: DataSpec
     prompt: PromptSpec
+    match: MatchOptions = MatchOptions()  # [metric_options.exact_match]
 
     def templates(self) -> dict[str, str]:
         """Every template of the task by its key, for field checks."""
         p = self.prompt
         keys = {"prompt.query": p.query, "prompt.answer": p.answer, "prompt.target": p.target,
-                "prompt.text": p.text, "prompt.units_text": p.units_text}
+                "prompt.text": p.text, "prompt.units_text": p.units_text, "prompt.references": p.references}
         if isinstance(p.choices, str):
             keys["prompt.choices"] = p.choices
         else:

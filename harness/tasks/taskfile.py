@@ -8,6 +8,7 @@ requires and allows, and its default metrics, come from its record in kinds.py.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 import tomllib
 from pathlib import Path
@@ -15,13 +16,14 @@ from typing import Any
 
 from harness.errors import HarnessError, suggest, unknown
 from harness.metrics import METRICS
-from harness.records import TaskKind
+from harness.records import MatchOptions, TaskKind
 from harness.tasks.kinds import KINDS
 from harness.tasks.preprocess import PREPROCESSORS
-from harness.tasks.spec import DataSpec, PromptSpec, TaskSpec
+from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
 
 
-_TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt"}
+_TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt", "metric_options"}
+_MATCH_KEYS = {"ignore_case", "ignore_punctuation", "regexes_to_ignore"}
 _DATA_KEYS = {"local", "hub", "hub_name", "eval_split", "demo_split", "train_split", "files"}
 _PROMPT_KEYS = set(PromptSpec.__dataclass_fields__)
 
@@ -53,6 +55,7 @@ def load_task(path: str | Path) -> TaskSpec:
         preprocess=where.string(table, "preprocess", "") or None,
         data=_data_spec(where, data),
         prompt=_prompt_spec(where, prompt, kind),
+        match=_match_options(where, table),
     )
     _check_semantics(where, spec)
     return spec
@@ -92,6 +95,11 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
             values[key] = tuple(where.strings(prompt, key, None, prefix="prompt."))
         elif key in ("stop", "answer_labels"):
             values[key] = tuple(where.strings(prompt, key, None, prefix="prompt."))
+            if key == "stop" and "" in values[key]:
+                raise where.error("prompt.stop", "holds an empty stop string (it would stop before the first token)")
+        elif key == "filters":
+            values[key] = tuple(where.enum_value(Filter, f, "prompt.filters")
+                                for f in where.strings(prompt, key, None, prefix="prompt."))
         elif key == "max_new_tokens":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise where.error("prompt.max_new_tokens", "must be a positive integer")
@@ -100,7 +108,32 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
             values[key] = where.string(prompt, key, None, prefix="prompt.")
     if "choices" in rules.required and values["choices"] in ((), ""):
         raise where.error("prompt.choices", "is empty: give a list of templates or one '$field'")
+    if kind is TaskKind.GENERATE and not values["target"]:
+        raise where.error("prompt.target", "is empty: a generate task compares with references (a template or a '$field' list)")
+    if ("regex" in values) != (Filter.REGEX in values.get("filters", ())):
+        raise where.error("prompt.regex" if "regex" in values else "prompt.filters",
+                          "the regex filter and prompt.regex go together: give both or neither")
+    if "regex" in values:
+        where.pattern(values["regex"], "prompt.regex")
     return PromptSpec(**values)
+
+
+def _match_options(where: Where, table: dict[str, Any]) -> MatchOptions:
+    """[metric_options.exact_match]: lm-evaluation-harness's exact_match options (the only metric with options)."""
+    options = where.table(table, "metric_options", required=False)
+    where.check_keys(options, {"exact_match"}, "metric_options.")
+    match = where.table(options, "exact_match", prefix="metric_options.", required=False)
+    where.check_keys(match, _MATCH_KEYS, "metric_options.exact_match.")
+    prefix = "metric_options.exact_match."
+    flags = {}
+    for key in ("ignore_case", "ignore_punctuation"):
+        if not isinstance(match.get(key, False), bool):
+            raise where.error(prefix + key, f"must be true or false, got {match[key]!r}")
+        flags[key] = match.get(key, False)
+    regexes = tuple(where.strings(match, "regexes_to_ignore", [], prefix=prefix))
+    for pattern in regexes:
+        where.pattern(pattern, prefix + "regexes_to_ignore")
+    return MatchOptions(**flags, regexes_to_ignore=regexes)
 
 
 def _check_semantics(where: Where, spec: TaskSpec) -> None:
@@ -114,6 +147,8 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
             raise where.error("metrics", f"{name!r} applies to kind {kinds}, not {spec.kind.value!r}")
         if name in rules.refused_metrics:
             raise where.error("metrics", f"{name} {rules.refused_metrics[name]}")
+    if spec.match != MatchOptions() and "exact_match" not in spec.metrics:
+        raise where.error("metric_options.exact_match", "is given but metrics does not list exact_match")
     if spec.preprocess and spec.preprocess not in PREPROCESSORS:
         raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, PREPROCESSORS)))
     for key, template in spec.templates().items():
@@ -158,6 +193,19 @@ class Where:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(prefix + key, f"must be a list of strings, got {value!r}")
         return value
+
+    def pattern(self, pattern: str, key: str) -> None:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise self.error(key, f"is not a valid regular expression {pattern!r}: {e}") from None
+
+    def enum_value(self, enum_type, value: str, key: str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            names = [e.value for e in enum_type]
+            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; one of {', '.join(names)}") from None
 
     def enum(self, enum_type, table, key):
         value = self.string(table, key, None)

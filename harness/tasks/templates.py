@@ -59,3 +59,24 @@ def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
             f"{task.path}: prompt.answer: gold label {gold} out of range for example {example.id} ({n_choices} choices)"
         )
     return gold
+
+
+def texts_of(task: TaskSpec, key: str, template: str, example: Example) -> list[str]:
+    """A template that is one '$field' naming a list gives its items; any other template gives one text.
+    An empty list names the file, key and example."""
+    names = string.Template(template).get_identifiers()
+    value = example.fields.get(names[0]) if len(names) == 1 else None
+    if isinstance(value, (list, tuple)) and template.strip() in (f"${names[0]}", f"${{{names[0]}}}"):
+        if not value:
+            raise HarnessError(f"{task.path}: {key}: example {example.id} has an empty list in ${names[0]}")
+        return [_text(v) for v in value]
+    return [fill(task, key, template, example)]
+
+
+def references_of(task: TaskSpec, example: Example) -> tuple[str, tuple[str, ...]]:
+    """(the gold continuation, every accepted reference) of a generate task's example: the target (its first
+    item when it names a list) and prompt.references, which defaults to the target's texts."""
+    targets = texts_of(task, "prompt.target", task.prompt.target, example)
+    if not task.prompt.references:
+        return targets[0], tuple(targets)
+    return targets[0], tuple(texts_of(task, "prompt.references", task.prompt.references, example))

@@ -105,13 +105,14 @@ def batches(jobs: Sequence[Job], budget: int, max_rows: int = MAX_ROWS) -> list[
 
 
 def generate(lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode: Callable[[list[int]], str],
-             budget: int = DEFAULT_GENERATE_TOKENS, prefill_tokens: int = 1024) -> list[list[int]]:
-    """The new tokens of every job (an end-of-text token included when it ended the row), in job order."""
+             budget: int = DEFAULT_GENERATE_TOKENS, prefill_tokens: int = 1024, max_rows: int = MAX_ROWS) -> list[list[int]]:
+    """The new tokens of every job (an end-of-text token included when it ended the row), in job order.
+    Batches hold at most max_rows rows and `budget` padded tokens; prefill chunks about prefill_tokens."""
     import torch
 
     out: list[list[int]] = [[] for _ in jobs]
     with torch.inference_mode():
-        for batch in batches(jobs, budget):
+        for batch in batches(jobs, budget, max_rows):
             for i, new in zip(batch, decode_batch(lm, [jobs[i] for i in batch], eos, decode, prefill_tokens), strict=True):
                 out[i] = new
     return out

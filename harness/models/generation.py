@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import HarnessError
+
 Cache = Any  # a backend's KV cache: transformers' DynamicCache, gpt.KVCache
 
 
@@ -81,7 +83,7 @@ def context_ids(encoded: list[int], prefix_token: int, max_length: int, max_new_
     """lm-eval's context: the prefix token for an empty one, the last max_length - max_new_tokens tokens."""
     room = max_length - max_new_tokens
     if room <= 0:
-        raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room for a context in the model's {max_length} positions")
+        raise HarnessError(f"max_new_tokens {max_new_tokens} leaves no room for a context in the model's {max_length} positions")
     return tuple((encoded or [prefix_token])[-room:])
 
 

@@ -20,6 +20,9 @@ same computation so the scorer can run the head at scored positions only.
 Padding: the harness pads on the right, so with a causal mask no real token ever attends to a pad and
 a (B, T) attention mask changes nothing; it is accepted, checked to be right padding, and otherwise
 unused. A (B, T, T) boolean mask with position_ids scores several choices in one packed row (packing.py).
+
+Generation (generation.py) runs `decode` over a KVCache: rows are left-padded, so every step writes one
+new column for all rows; a (B, S) key mask hides the pads and each row carries its own positions.
 """
 
 from __future__ import annotations
@@ -146,8 +149,11 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, (h + 2 * kv) * d, bias=bias)
         self.proj = nn.Linear(h * d, config.n_embd, bias=bias)
 
-    def forward(self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None) -> torch.Tensor:
-        """allowed: (B, T, T) bool, True where query i may attend key j; None = causal."""
+    def forward(
+        self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        """allowed: (B, T, S) bool, True where query i may attend key j; None = causal (S = T). With a cache,
+        this step's keys and values are stored in its layer `layer` and the queries read all S filled columns."""
         B, T, _ = x.shape
         d, h, kv = self.config.head_size, self.config.n_head, self.config.kv_heads
         q, k, v = self.qkv(x).split([h * d, kv * d, kv * d], dim=-1)  # (B, T, H * d), (B, T, KV * d) x 2
@@ -156,9 +162,11 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, kv, d).transpose(1, 2)  # (B, KV, T, d)
         if rotary is not None:
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        if cache is not None:
+            k, v = cache.store(layer, k, v)  # (B, KV, S, d) each: the cached columns, then this step's T
         if kv != h:  # grouped-query: query head i reads key/value head i // (H / KV)
-            k = k.repeat_interleave(h // kv, dim=1)  # (B, H, T, d)
-            v = v.repeat_interleave(h // kv, dim=1)  # (B, H, T, d)
+            k = k.repeat_interleave(h // kv, dim=1)  # (B, H, S, d)
+            v = v.repeat_interleave(h // kv, dim=1)  # (B, H, S, d)
         match self.config.attention:
             case AttentionImpl.EXPLICIT:
                 y = explicit_attention(q, k, v, allowed)
@@ -171,16 +179,17 @@ class CausalSelfAttention(nn.Module):
 
 
 def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(Q K^T / sqrt(d), masked) V for (B, H, T, d) inputs: the future is masked, or, given
-    allowed (B, T, T), every key j that query i may not attend (a tree mask for packed choices)."""
-    T, d = q.shape[-2], q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, T)
+    """softmax(Q K^T / sqrt(d), masked) V for queries (B, H, T, d) and keys, values (B, H, S, d): the future is
+    masked (S = T), or, given allowed (B, T, S), every key j that query i may not attend (a tree mask for
+    packed choices; pads and the future of a cached decoding step)."""
+    T, S, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (B, H, T, S)
     if allowed is None:
-        hidden = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(diagonal=1)  # (T, T), True above diagonal
+        hidden = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(diagonal=1)  # (T, T), True above diagonal
     else:
-        hidden = ~allowed[:, None]  # (B, 1, T, T)
+        hidden = ~allowed[:, None]  # (B, 1, T, S)
     scores = scores.masked_fill(hidden, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # (B, H, T, T), rows sum to 1
+    weights = torch.softmax(scores, dim=-1)  # (B, H, T, S), rows sum to 1
     return weights @ v  # (B, H, T, d)
 
 
@@ -212,8 +221,10 @@ class Block(nn.Module):
         self.norm_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.norm_1(x), rotary, allowed)
+    def forward(
+        self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = x + self.attn(self.norm_1(x), rotary, allowed, cache, layer)
         return x + self.mlp(self.norm_2(x))
 
 
@@ -277,21 +288,95 @@ class GPT(nn.Module):
             position_ids = torch.arange(T, device=input_ids.device)[None]  # (1, T)
         elif int(position_ids.max()) >= self.config.n_positions:
             raise ValueError(f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions")
-        x = self.wte(input_ids)  # (B, T, C)
-        rotary = None
-        match self.config.arch:
-            case Arch.GPT2:
-                x = x + self.wpe(position_ids)  # (B, T, C) + (B or 1, T, C)
-            case Arch.LLAMA:
-                cos, sin = rotary_tables(self.config, int(position_ids.max()) + 1, input_ids.device)  # (P, d) twice
-                rotary = cos[position_ids][:, None].to(x.dtype), sin[position_ids][:, None].to(x.dtype)  # (B or 1, 1, T, d) twice
+        x, rotary = self.embed(input_ids, position_ids)  # (B, T, C)
         for block in self.blocks:
             x = block(x, rotary, allowed)  # (B, T, C)
         return self.norm_f(x)  # (B, T, C)
 
+    def embed(self, input_ids: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, Rotary]:
+        """Token embeddings (B, T, C), plus the learned position table (GPT-2) or the rotary tables for
+        position_ids (B or 1, T) (Llama)."""
+        x = self.wte(input_ids)  # (B, T, C)
+        match self.config.arch:
+            case Arch.GPT2:
+                return x + self.wpe(position_ids), None  # (B, T, C) + (B or 1, T, C)
+            case Arch.LLAMA:
+                cos, sin = rotary_tables(self.config, int(position_ids.max()) + 1, input_ids.device)  # (P, d) twice
+                return x, (cos[position_ids][:, None].to(x.dtype), sin[position_ids][:, None].to(x.dtype))  # (B or 1, 1, T, d) twice
+
+    def decode(self, input_ids: torch.Tensor, position_ids: torch.Tensor, key_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, V) at the last of T new tokens per row, input_ids and position_ids (B, T), appended to
+        `cache` (which then holds S = cache.length + T columns). key_mask (B, S) bool is False at pad columns;
+        the new tokens sit in the last T columns and see the unmasked columns up to their own. A query
+        always sees its own column, so a pad's hidden state stays finite (it is never attended)."""
+        B, T = input_ids.shape
+        S = cache.length + T
+        assert tuple(key_mask.shape) == (B, S) and key_mask.dtype == torch.bool, f"key_mask {tuple(key_mask.shape)} != {(B, S)}"
+        if int(position_ids.max()) >= self.config.n_positions:
+            raise ValueError(f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions")
+        column = torch.arange(S, device=input_ids.device)  # (S,)
+        own = column[cache.length :, None]  # (T, 1): each query's own column
+        allowed = key_mask[:, None, :] & (column[None, :] <= own)[None]  # (B, T, S): unmasked and not in the future
+        allowed = allowed | (column[None, :] == own)[None]  # (B, T, S): and itself
+        x, rotary = self.embed(input_ids, position_ids)  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rotary, allowed, cache, layer)  # (B, T, C)
+        cache.length = S
+        return self.head(self.norm_f(x[:, -1]))  # (B, V)
+
     def head(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (..., V) from final-normed hidden states (..., C)."""
         return F.linear(x, self.head_weight)
+
+
+class KVCache:
+    """Keys and values of every layer for B rows, in buffers with room for `capacity` columns, of which the
+    first `length` are filled. A column is one slot of every row (left padding aligns the rows' ends), so a
+    step writes the same columns in all rows; GPT.decode advances `length` after its last layer. Owned by one
+    decoding loop, never shared: it is the one mutable object of the decoder."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int):
+        self.keys, self.values, self.length = keys, values, length  # per layer (B, KV, capacity, d)
+
+    @classmethod
+    def empty(cls, config: GPTConfig, batch: int, capacity: int, like: torch.Tensor) -> KVCache:
+        shape = (batch, config.kv_heads, capacity, config.head_size)  # (B, KV, capacity, d)
+        make = lambda: [like.new_empty(shape) for _ in range(config.n_layer)]  # noqa: E731
+        return cls(make(), make(), 0)
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2]
+
+    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write this step's k, v (B, KV, T, d) at columns [length, length + T) of `layer`; returns the
+        filled columns (B, KV, length + T, d), views into the buffers."""
+        end = self.length + k.shape[2]
+        assert end <= self.capacity, f"KV cache full: {end} columns > capacity {self.capacity}"
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # (B, KV, S, d) each
+
+    def select(self, rows: torch.Tensor, first: int) -> KVCache:
+        """A new cache of `rows` (a 1-D index) and columns from `first` on: finished rows leave the batch
+        and pad columns no remaining row needs go with them."""
+        pick = lambda t: t[rows.to(t.device), :, first:]  # (B', KV, capacity - first, d), a copy  # noqa: E731
+        return KVCache([pick(k) for k in self.keys], [pick(v) for v in self.values], self.length - first)
+
+    @staticmethod
+    def merge(caches: list[KVCache], room: int) -> KVCache:
+        """The rows of several caches of equal length, one after another, with room for `room` more columns."""
+        length = caches[0].length
+        assert all(c.length == length for c in caches), "merged caches must have the same columns"
+        def join(parts: list[torch.Tensor]) -> torch.Tensor:
+            rows = torch.cat([p[:, :, :length] for p in parts])  # (B, KV, length, d)
+            out = rows.new_empty(rows.shape[0], rows.shape[1], length + room, rows.shape[3])  # (B, KV, length + room, d)
+            out[:, :, :length] = rows
+            return out
+        layers = range(len(caches[0].keys))
+        keys = [join([c.keys[i] for c in caches]) for i in layers]
+        values = [join([c.values[i] for c in caches]) for i in layers]
+        return KVCache(keys, values, length)
 
 
 def keep_positions(x: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:

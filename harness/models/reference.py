@@ -11,7 +11,7 @@ A reference folder holds:
 reference.json is written last, so a folder that has it is complete.
 
 The reference backend (DRIVER, at the end) scores the decoder through hf.HFModel: the TREE packed path
-over hidden_states + head, its own greedy loop for generation, and this folder format for FT checkpoints.
+over hidden_states + head, its own KV cache for batched generation, and this folder format for FT checkpoints.
 The model registry composes conversion (`from_hf` of whatever transformers loads); this module never
 imports the registry.
 """
@@ -26,7 +26,8 @@ import torch
 
 from harness.errors import HarnessError, first_line
 from harness.models.fastpath import Packable, PackMode
-from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
+from harness.models.generation import CachedLM
+from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig, KVCache
 from harness.models.hf import Driver
 
 FORMAT, VERSION = "harness-reference", 1
@@ -269,10 +270,22 @@ def packable(model: GPT) -> Packable:
     return Packable((PackMode.TREE,), body, model.head, model.config.vocab_size)
 
 
+def cached(model: GPT) -> CachedLM:
+    """GPT.decode over a gpt.KVCache: a prefill chunk gets a cache of exactly its columns; merging the chunks
+    makes room for the new tokens, so a step writes in place."""
+
+    def forward(ids, positions, key_mask, cache):
+        cache = KVCache.empty(model.config, ids.shape[0], ids.shape[1], model.wte.weight) if cache is None else cache
+        return model.decode(ids, positions, key_mask, cache), cache  # (B, V)
+
+    return CachedLM(forward, KVCache.merge, lambda cache, rows, first: cache.select(rows, first), model.wte.weight.device)
+
+
 def greedy(model: GPT, tokenizer, context: list[int], max_new_tokens: int, stop: tuple[str, ...], pad: int) -> list[int]:
-    """Greedy decoding of one context: the argmax token, step by step, until the end-of-text token, a stop
-    string in the new text, or max_new_tokens. One row is never padded (`pad` is unused). No KV cache: each
-    step reruns the window of the last n_positions tokens, which is fine for a reference."""
+    """Greedy decoding of one context, the plainest way (a test oracle, not the backend's path): the argmax
+    token, step by step, until the end-of-text token, a stop string in the new text, or max_new_tokens. One
+    row is never padded (`pad` is unused). No KV cache: each step reruns the window of the last n_positions
+    tokens."""
     device = model.wte.weight.device
     ids, new = list(context), []
     with torch.inference_mode():
@@ -286,4 +299,4 @@ def greedy(model: GPT, tokenizer, context: list[int], max_new_tokens: int, stop:
     return new
 
 
-DRIVER = Driver("reference", packable, greedy, save_reference)
+DRIVER = Driver("reference", packable, cached, save_reference)

@@ -18,10 +18,8 @@ from harness.cli import build_parser, config_from_args
 from harness.config import RunConfig
 from harness.execution import executor, shards
 from harness.execution.plan import make_plan
-from harness.records import RequestKind
+from harness.records import RequestKind, Setting
 from tests.conftest import CLOZE_ROWS, MC_ROWS, TOY_CLOZE, TOY_DOCS, TOY_GEN, TOY_MC, write_jsonl
-
-ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'harness[ray]' (CI installs it)")
 
 ROOT = Path(__file__).resolve().parents[1]
 STRICT = "AUTO,STRICT"
@@ -32,6 +30,7 @@ FILES = ("scores.csv", "samples.jsonl", "report.md")
 def cluster():
     """A real one-machine cluster with 2 CPUs, shared by every test here; its GCS address. Its workers
     (1 thread each) and the local runs (2 threads, in subprocesses) use MKL's thread-invariant rounding."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'harness[ray]' (CI installs it)")
     if ray.is_initialized():
         ray.shutdown()
     os.environ["MKL_CBWR"] = STRICT  # inherited by the cluster's processes; this one's MKL may have started
@@ -170,6 +169,39 @@ def test_a_killed_driver_resumes_with_only_the_missing_shards(cluster, toy, tiny
     ran = run_ray(argv)
     assert len(ran.runs) == len(layout) - 3  # the three saved shards are not scored again
     assert files(toy, "ray_driver") == files(toy, "local")
+
+
+def test_a_worker_that_cannot_load_the_model_stops_the_run_in_one_line(cluster, task_env):
+    from harness.errors import HarnessError
+    from harness.execution.cluster import ClusterOptions, RayExecutor
+    from harness.models.hf import HFModel
+    from harness.pipeline import run
+    from tests.fakes import BigramLM, CharTokenizer
+
+    model = HFModel(BigramLM(max_length=512), CharTokenizer(), "no-such-model-folder", batch_tokens=4096)
+    config = RunConfig(model="bigram", tasks=(str(task_env["tasks"] / "toy_mc.toml"),), data_dir=task_env["data"], limit=2,
+                       settings=(Setting.ZS,), cache=False)
+    with pytest.raises(HarnessError, match="^--executor ray: a worker could not load no-such-model-folder: .*") as e:
+        run(config, model=model, executor=RayExecutor(None, ClusterOptions(workers=1)))
+    assert "\n" not in str(e.value)
+
+
+def test_shards_are_runs_of_whole_local_chunks_in_plan_order(monkeypatch):
+    from harness.records import LoglikelihoodRequest, RollingRequest
+
+    requests = [LoglikelihoodRequest(f"q{i}#{c}", f"question {i} " * (i % 5 + 1), f" choice {c}")
+                for i in range(30) for c in range(3)] + [RollingRequest(f"d{i}", "text " * 40) for i in range(5)]
+    plan = make_plan(requests)
+    for kind in RequestKind:
+        monkeypatch.setitem(executor.CHUNK, kind, 4)
+    local = {kind: [tuple(c) for c in executor.chunks(plan.of_kind(kind), 4)] for kind in plan.kinds()}
+    layout = shards.make_shards(plan, shard_chars=300)
+    assert [u for s in layout for u in s.units] == list(plan.units)  # plan order, every unit once
+    for kind in plan.kinds():  # a shard is a run of whole local chunks
+        assert [c for s in layout if s.kind is kind for c in s.chunks] == local[kind]
+    assert len(layout) > len(plan.kinds()) and all(s.chars <= 300 or len(s.chunks) == 1 for s in layout)
+    assert shards.make_shards(plan, shard_chars=300) == layout  # a function of the plan alone
+    assert len({s.name for s in layout}) == len(layout)
 
 
 def test_flags_and_their_errors(tmp_path):

@@ -8,8 +8,17 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from harness.config import (DEFAULT_TASKS, DEFAULT_WORKERS, DType, ExecutorKind, FinetuneConfig, PretrainConfig, RunConfig,
-                            parse_ints, parse_settings)
+from harness.config import (
+    DEFAULT_TASKS,
+    DEFAULT_WORKERS,
+    DType,
+    ExecutorKind,
+    FinetuneConfig,
+    PretrainConfig,
+    RunConfig,
+    parse_ints,
+    parse_settings,
+)
 from harness.errors import HarnessError
 
 

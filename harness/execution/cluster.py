@@ -82,7 +82,7 @@ def connect(address: str | None) -> None:
         return
     try:
         ray.init(address=address, include_dashboard=False, configure_logging=False)
-    except Exception as e:  # a bad address fails in many ways (ConnectionError, ValueError, timeouts)
+    except Exception as e:  # noqa: BLE001  a bad address fails in many ways
         raise HarnessError(f"--ray-address {address or '(local)'}: cannot start or join a cluster: {first_line(e)}") from None
 
 
@@ -191,7 +191,7 @@ class RayExecutor:
         say(f"{count} Ray workers loading {name} ({resources}, {threads or 'default'} threads each)")
         try:
             self.pids = ray.get([w.pid.remote() for w in workers])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001  whatever stopped a worker loading: said in one line
             for w in workers:
                 ray.kill(w)
             raise HarnessError(f"--executor ray: a worker could not load {name}: {_cause(e)}") from None
@@ -202,7 +202,7 @@ class RayExecutor:
 
         try:
             run = ray.get(ref)
-        except Exception as e:  # Ray already retried it: the shard failed `retries` times in all
+        except Exception as e:  # noqa: BLE001  Ray already retried it: the shard failed `retries` times in all
             saved = len(self.runs)
             raise HarnessError(f"shard {shard.name} failed {self.options.retries} times ({_cause(e)}); "
                                f"{saved} finished shards are kept in the cache: rerun to resume") from None

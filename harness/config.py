@@ -48,6 +48,17 @@ class DType(enum.Enum):
     BF16 = "bf16"
 
 
+class ExecutorKind(enum.StrEnum):
+    """Who runs the plan of requests: this process, or a Ray cluster (execution/cluster.py). Same numbers.
+    A StrEnum: run.json records it as its value."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+DEFAULT_WORKERS = 2  # Ray workers when --workers is not given
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = DEFAULT_MODEL  # registry name, folder, .gguf file or hub id
@@ -64,6 +75,10 @@ class RunConfig:
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
+    executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes
+    workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda
+    ray_address: str | None = None  # None: a local one-machine cluster; "auto" or HOST:PORT: join that cluster
+    shard_retries: int = 3  # attempts of a shard in all (Ray restarts lost workers) before the run stops
 
     def __post_init__(self):
         if not self.tasks:
@@ -78,6 +93,14 @@ class RunConfig:
             raise HarnessError(f"--limit: need a positive number of examples, got {self.limit}")
         if self.batch_tokens < 0:
             raise HarnessError(f"--batch-tokens: need a positive number (or 0 for the device's default), got {self.batch_tokens}")
+        if self.executor is ExecutorKind.LOCAL:
+            for flag, value in (("--workers", self.workers), ("--ray-address", self.ray_address)):
+                if value is not None:
+                    raise HarnessError(f"{flag}: only with --executor ray")
+        if self.workers is not None and self.workers < 1:
+            raise HarnessError(f"--workers: need at least 1, got {self.workers}")
+        if self.shard_retries < 1:
+            raise HarnessError(f"--shard-retries: need at least 1, got {self.shard_retries}")
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
         """(setting, k, seed) for every prompt variant of an example; ZS has one seed.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.config import DEFAULT_MODEL, RunConfig
+from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
 from harness.errors import HarnessError, say
 from harness.execution.executor import Executor, LocalExecutor
 from harness.execution.plan import make_plan
@@ -124,10 +124,10 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
         resolve(config.model)  # an unknown name fails before any data is read
     tasks = prepare(config)
     check_model(config.model if model is None else model, tasks)
+    executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
         say(f"loading model {config.model}")
         model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
-    executor = executor or LocalExecutor(Path(config.output_dir) / ".cache" / "results.sqlite" if config.cache else None)
     tasks = [fit(t, model) for t in tasks]
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
     results = plan.join(executor.execute(plan, model))
@@ -142,6 +142,20 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
     return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
                      described, time.time() - started, git, lineages)
+
+
+def executor_for(config: RunConfig) -> Executor:
+    """The one place where --executor picks who runs the plan."""
+    cache = Path(config.output_dir) / ".cache" / "results.sqlite" if config.cache else None
+    match config.executor:
+        case ExecutorKind.LOCAL:
+            return LocalExecutor(cache)
+        case ExecutorKind.RAY:
+            from harness.execution.cluster import ClusterOptions, RayExecutor
+
+            options = ClusterOptions(config.ray_address, config.workers or DEFAULT_WORKERS, config.device,
+                                     config.dtype, config.batch_tokens, config.shard_retries)
+            return RayExecutor(cache, options)
 
 
 def check_model(model: str | LanguageModel, tasks: list[PreparedTask]) -> None:

@@ -41,7 +41,9 @@ def compare(name: str, our_rows: dict[int, dict], their_rows: dict[int, dict]) -
     for i in shared:
         mine, other = our_rows[i], their_rows[i]
         if "generation" in mine:  # generate_until: resps[0][0] is the generation cut at the stop strings
-            prompts_differ += mine["prompt"] != other["arguments"][0][0]
+            arguments = other["arguments"]  # 0.4.x logs {"gen_args_0": {"arg_0": context, "arg_1": gen_kwargs}}
+            context = arguments["gen_args_0"]["arg_0"] if isinstance(arguments, dict) else arguments[0][0]
+            prompts_differ += mine["prompt"] != context
             generations_differ += mine["generation"] != other["resps"][0][0]
         else:
             their_lls = [float(ll) for ll, _ in other["filtered_resps"]]

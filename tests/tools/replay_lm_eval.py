@@ -17,9 +17,10 @@ from pathlib import Path
 
 from harness.metrics import METRICS
 from harness.models import load_model
-from harness.records import GenerateRequest, GenerationOutcome
+from harness.records import Example, GenerateRequest, GenerationOutcome
 from harness.tasks.catalog import resolve_task
 from harness.tasks.filters import apply_filters
+from harness.tasks.kinds import render
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     for row, request in zip(rows, requests, strict=True):
         text = got[request.id].text
         differ += text != row["resps"][0][0]
-        references = tuple(row["target"]) if isinstance(row["target"], list) else (row["target"],)
+        references = render(task, Example(str(row["doc_id"]), row["doc"])).references  # ours, from the same doc
         prediction = apply_filters(task, text) if task.prompt.filters else None
         value = METRICS["exact_match"].per_example(GenerationOutcome(text, references, prediction, task.match))[0]
         ours.append(value)

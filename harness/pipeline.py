@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
 from harness.errors import HarnessError, say
-from harness.execution.executor import Executor, LocalExecutor
+from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
 from harness.lineage import lineage_summary
 from harness.models.base import LanguageModel, Trainable
@@ -31,7 +31,7 @@ from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
 from harness.tasks.prompts import build_prompt, check_pool, fit_prompt
 from harness.tasks.spec import TaskSpec
-from harness.train.finetune import NoTrainSplit, checkpoint_folder, finetune, identity, load_train
+from harness.train.finetune import NoTrainSplit, checkpoint_folder, identity, load_train
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,12 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
     results = plan.join(executor.execute(plan, model))
     lineages = {}
-    for t in tasks:  # FT: the zero-shot prompts, scored by the model fine-tuned on the task
-        if t.train is not None:
-            tuned, lineages[t.spec.name] = finetuned(model, t, config)
-            ft_plan = make_plan(requests_of(t, ft=True))
-            results |= ft_plan.join(executor.execute(ft_plan, tuned))
-            del tuned
+    for t, lineage in finetuned(model, tasks, config, executor):  # FT: the ZS prompts, scored by the tuned model
+        lineages[t.spec.name] = lineage
+        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype)
+        ft_plan = make_plan(requests_of(t, ft=True))
+        results |= ft_plan.join(executor.execute(ft_plan, tuned))
+        del tuned
     described = model.describe()
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
     return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
@@ -172,14 +172,19 @@ def check_model(model: str | LanguageModel, tasks: list[PreparedTask]) -> None:
                            "or reference model)")
 
 
-def finetuned(model: Trainable, t: PreparedTask, config: RunConfig) -> tuple[LanguageModel, dict]:
-    """(the model fine-tuned on t's train split, its lineage): trained once, then reused from
-    <output_dir>/.finetune/<task>-<hash of base weights, task file, data and hyperparameters>."""
-    folder = checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,
-                               identity(model, t.spec, t.train, t.data.eval, config.finetune))
-    lineage = finetune(model, t.spec, t.train, t.data.eval, config.finetune, folder)
-    say(f"FT {lineage_summary(t.spec.name, lineage)}; scoring {lineage['model']}")
-    return load_model(lineage["model"], config.device, config.batch_tokens, config.dtype), lineage | {"folder": str(folder)}
+def finetuned(model: Trainable, tasks: list[PreparedTask], config: RunConfig, executor: Executor) -> list[tuple]:
+    """(task, lineage of its FT checkpoint) for every task with a train split: each trained once (by the executor,
+    in parallel where it can), then reused from <output_dir>/.finetune/<task>-<hash of base weights, task file,
+    data and hyperparameters>."""
+    wanted = [t for t in tasks if t.train is not None]
+    jobs = [FinetuneJob(t.spec, t.train, t.data.eval, config.finetune,
+                        checkpoint_folder(Path(config.output_dir) / ".finetune", t.spec,
+                                          identity(model, t.spec, t.train, t.data.eval, config.finetune)))
+            for t in wanted]
+    lineages = executor.finetune(jobs, model) if jobs else []
+    for t, job, lineage in zip(wanted, jobs, lineages, strict=True):
+        say(f"FT {lineage_summary(t.spec.name, lineage)}; scoring {lineage['model']}")
+    return [(t, lineage | {"folder": str(job.folder)}) for t, job, lineage in zip(wanted, jobs, lineages, strict=True)]
 
 
 def evaluate(model: str | LanguageModel = DEFAULT_MODEL, tasks=None, settings=None, **kwargs):

@@ -4,6 +4,7 @@ finished shard run twice; a driver killed mid-run, then rerun, scores only the m
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -236,3 +237,36 @@ def test_workers_share_the_cores_of_a_node_and_hold_a_gpu_each():
         worker_resources(ClusterOptions(device="cuda"), 17, nodes(8, 8, gpus=8))
     with pytest.raises(HarnessError, match="--workers 3: the cluster has 2 CPUs"):
         worker_resources(ClusterOptions(), 3, nodes(2))
+
+
+def test_ft_checkpoints_of_several_tasks_train_on_the_cluster_as_locally(cluster, toy, tiny_gpt2_dir, capfd):
+    """Two tasks with a train split: their FT checkpoints train as Ray tasks, and the run equals a local run's:
+    scores.csv byte for byte, every non-FT sample byte for byte, FT samples with the same predictions and
+    log-likelihoods to 1e-4 (a worker trains with its share of the cores: on CPU the trained weights can differ
+    in their last bits from a 2-thread local training). A rerun reuses the finished checkpoints."""
+    for name in ("ft_a", "ft_b"):
+        text = TOY_MC.replace('demo_split = "train"', 'demo_split = "train"\ntrain_split = "train"')
+        (toy["tasks"] / f"{name}.toml").write_text(text)
+    tasks = ",".join(str(toy["tasks"] / f"{t}.toml") for t in ("ft_a", "ft_b"))
+
+    def argv(out: str, *extra) -> list[str]:
+        return ["run", "--model", str(tiny_gpt2_dir), "--tasks", tasks, "--data-dir", str(toy["data"]),
+                "--output-dir", str(toy["root"] / out), "--run-name", "r", "--settings", "zs,ft", "--limit", "4",
+                "--ft-steps", "2", "--ft-batch-size", "2", "--ft-lr", "1e-3", *extra]
+
+    local = harness_run(argv("ft_local", "--no-cache"))
+    assert local.returncode == 0, local.stderr[-3000:]
+    run_ray(argv("ft_ray", "--executor", "ray", "--workers", "2"))
+    assert "FT: 2 checkpoints on the Ray cluster" in capfd.readouterr().err
+    ours, local = files(toy, "ft_ray"), files(toy, "ft_local")
+    assert ours["scores.csv"] == local["scores.csv"]
+    pairs = list(zip(*(map(json.loads, f["samples.jsonl"].decode().splitlines()) for f in (ours, local)), strict=True))
+    assert all(a == b for a, b in pairs if a["setting"] != "FT") and any(a["setting"] == "FT" for a, _ in pairs)
+    for a, b in pairs:
+        assert a["prediction"] == b["prediction"] and a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-4)
+    checkpoints = sorted(p.name for p in (toy["root"] / "ft_ray" / ".finetune").iterdir())
+    assert [c.rsplit("-", 1)[0] for c in checkpoints] == ["ft_a", "ft_b"]
+    assert checkpoints == sorted(p.name for p in (toy["root"] / "ft_local" / ".finetune").iterdir())
+    run_ray(argv("ft_ray", "--executor", "ray", "--workers", "2", "--run-name", "again"))
+    lineages = [json.loads((toy["root"] / "ft_ray" / run / "run.json").read_text())["finetune"] for run in ("r", "again")]
+    assert lineages[0] == lineages[1] and set(lineages[0]) == {"ft_a", "ft_b"}  # same creation time: reused

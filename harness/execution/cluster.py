@@ -17,6 +17,10 @@ Faults. Ray replaces a dead worker (max_restarts) and reruns its unfinished shar
 worker's new pid and says so. A shard that fails `retries` times in all stops the run with one line naming the
 shard and the cause; every finished shard stays in the cache.
 
+FT: the checkpoints of several tasks train at once, one Ray task each (its own copy of the base model, loaded
+by name, one GPU or its share of the cores), into the shared .finetune folder; a checkpoint folder is written
+atomically and named by everything that decides its weights, so a finished one is reused exactly as locally.
+
 Determinism: the layout of shards is fixed by the plan; the worker calls the model on the very chunks the
 local executor would; results are merged by unit key, so neither the number of workers, nor the order in
 which shards finish, nor retries change a number.
@@ -28,7 +32,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +41,10 @@ from tqdm.auto import tqdm
 from harness.config import DType
 from harness.errors import HarnessError, first_line, say
 from harness.execution.cache import ResultCache
-from harness.execution.executor import call_model
+from harness.execution.executor import FinetuneJob, call_model
 from harness.execution.plan import Plan
 from harness.execution.shards import Shard, make_shards
-from harness.models.base import LanguageModel
+from harness.models.base import LanguageModel, Trainable
 from harness.records import Result
 
 # Switches, never paths, that workers take from the driver. MKL_CBWR=AUTO,STRICT makes MKL's matrix products
@@ -107,6 +111,18 @@ class Worker:
         for chunk in shard.chunks:  # one model call per local chunk: the local run's batches
             results |= call_model(self.model, shard.kind, chunk)
         return ShardRun(shard.name, results, os.getpid(), self.model.fingerprint(), time.perf_counter() - started)
+
+
+def train_checkpoint(name: str, options: ClusterOptions, threads: int, env: dict[str, str], job: FinetuneJob) -> dict:
+    """A Ray task (wrapped by `ray.remote` in the driver): load the base model by name, make one FT checkpoint."""
+    os.environ.update(env)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from harness.models.registry import load_model
+
+    return job.run(load_model(name, options.device, options.batch_tokens, options.dtype))
 
 
 class RayExecutor:
@@ -179,6 +195,27 @@ class RayExecutor:
         finally:
             for worker in workers:
                 ray.kill(worker)
+
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+        """Every job's checkpoint trained at once on the cluster (at most --workers at a time); lineages in job order."""
+        import ray
+
+        resources, threads = worker_resources(self.options, min(len(jobs), self.options.workers), ray.nodes())
+        task = ray.remote(train_checkpoint).options(max_retries=self.options.retries - 1, retry_exceptions=True,
+                                                    **resources)
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        say(f"FT: {len(jobs)} checkpoints on the Ray cluster ({resources} each)")
+        refs = [task.remote(model.name, self.options, threads, env, job) for job in jobs]
+        lineages = []
+        for job, ref in zip(jobs, refs, strict=True):
+            try:
+                lineages.append(ray.get(ref))
+            except Exception as e:  # noqa: BLE001  Ray retried it: the checkpoint failed `retries` times in all
+                for other in refs:
+                    ray.cancel(other)
+                raise HarnessError(f"FT {job.spec.name}: training failed {self.options.retries} times ({_cause(e)}); "
+                                   f"finished checkpoints are kept in {job.folder.parent}: rerun to resume") from None
+        return lineages
 
     def _start(self, name: str, count: int) -> list:
         """`count` actors loading model `name`; returns once every one has loaded it."""

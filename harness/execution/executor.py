@@ -3,12 +3,17 @@ the same plan gives the same results whatever runs it.
 
 LocalExecutor runs in this process: one pass per request kind, units in plan order, in chunks of at most
 CHUNK[kind] requests and about CHUNK_CHARS characters, each chunk saved to the result cache as it completes.
+
+Executors also make the FT setting's checkpoints (`finetune`): locally one after the other, on a cluster in
+parallel. A checkpoint is a folder named by everything that decides its weights (train/finetune.py), written
+atomically and reused when it exists, so who trains it never changes it.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -17,16 +22,39 @@ from tqdm.auto import tqdm
 from harness.errors import say
 from harness.execution.cache import ResultCache
 from harness.execution.plan import Plan, Unit, size
-from harness.models.base import LanguageModel
+from harness.config import FinetuneConfig
+from harness.models.base import LanguageModel, Trainable
 from harness.records import RequestKind, Result
+from harness.tasks.data import Split
+from harness.tasks.spec import TaskSpec
+from harness.train.finetune import finetune
 
 CHUNK = {RequestKind.LOGLIKELIHOOD: 64, RequestKind.ROLLING: 2, RequestKind.GENERATE: 8}  # requests per save, at most
 CHUNK_CHARS = 40_000  # and characters per save (about half a minute of a 135M model on 2 cores)
 
 
+@dataclass(frozen=True)
+class FinetuneJob:
+    """One FT checkpoint to make (or reuse): the task, its train and eval splits, the hyperparameters, the folder."""
+
+    spec: TaskSpec
+    train: Split
+    evaluation: Split
+    config: FinetuneConfig
+    folder: Path
+
+    def run(self, model: Trainable) -> dict:
+        """Train `model`'s copy into the folder (or reuse it); the checkpoint's lineage."""
+        return finetune(model, self.spec, self.train, self.evaluation, self.config, self.folder)
+
+
 class Executor(Protocol):
     def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
         """The result of every unit of `plan`, by unit key."""
+        ...
+
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+        """The lineage of every job's checkpoint, in job order."""
         ...
 
 
@@ -46,6 +74,9 @@ class LocalExecutor:
         finally:
             if cache:
                 cache.close()
+
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+        return [job.run(model) for job in jobs]
 
     def _run_kind(self, model: LanguageModel, kind: RequestKind, units: list[Unit], cache: ResultCache | None):
         results = cache.get(units) if cache else {}

@@ -1,4 +1,4 @@
-"""Pretraining from scratch (harness/pretrain.py) on a tiny model and a small generated text: the loss
+"""Pretraining from scratch (harness/train/pretrain.py) on a tiny model and a small generated text: the loss
 falls, every output exists, the saved folder reproduces the trained model, stopping and resuming gives
 the weights of an uninterrupted run bit for bit, the lr schedule by hand, and bad input as one-line errors."""
 

@@ -1,7 +1,8 @@
-"""Prompt building: template rendering, per-example demonstration sampling, fitting the context.
+"""Prompt building: per-example demonstration sampling, the prompt text, fitting the context.
 
 The prompt text follows lm-evaluation-harness: description + (demo + separator) * k + query, where a
-demo is its query + target_delimiter + its answer.
+demo is its query + its kind's gold pair (kinds.py; e.g. target_delimiter + its answer). Templates are
+filled once per example by kinds.render (templates.py).
 """
 
 from __future__ import annotations

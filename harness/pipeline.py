@@ -6,7 +6,8 @@ fit       drop whole demonstrations until each prompt fits the model
 execute   the requests of all prompts as one frozen plan, run by an executor (execution/), results by id
 score     outcomes, metrics, rows of the long table and samples (score.py)
 
-FT is an explicit step between fit and execute: it yields a second model that scores the FT prompts.
+FT is an explicit step (`finetuned`): the executor makes each task's checkpoint (on a cluster, in parallel), and
+each tuned model is a second model that executes that task's FT prompts.
 """
 
 from __future__ import annotations

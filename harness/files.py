@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 PACKAGE_ROOT = Path(__file__).resolve().parent  # harness/
 CHECKOUT_ROOT = PACKAGE_ROOT.parent  # the source checkout, when harness runs from one
 
@@ -16,6 +18,26 @@ CHECKOUT_ROOT = PACKAGE_ROOT.parent  # the source checkout, when harness runs fr
 def in_checkout() -> bool:
     """harness runs from a source checkout (editable install or PYTHONPATH), not from an installed wheel."""
     return (CHECKOUT_ROOT / "pyproject.toml").is_file() and (CHECKOUT_ROOT / "tasks").is_dir()
+
+
+def shared_folder(name: str, flag: str | Path | None, flag_name: str, env: str, holds: str = "") -> Path | None:
+    """A folder of the shared tree (`shared/<name>`: data, published numbers): `flag` when given, else $`env`,
+    else the first shared/<name> beside the checkout or in or above the working folder (for an installed
+    harness) that exists and, when `holds` names a file, holds it; None when there is none."""
+    if flag:
+        if not Path(flag).is_dir():
+            raise HarnessError(f"{flag_name} {flag}: not a directory")
+        return Path(flag)
+    if os.environ.get(env):
+        path = Path(os.environ[env])
+        if not path.is_dir():
+            raise HarnessError(f"${env}={path}: not a directory")
+        return path
+    roots = [CHECKOUT_ROOT, CHECKOUT_ROOT.parent] if in_checkout() else []
+    for folder in (root / "shared" / name for root in [*roots, Path.cwd(), *Path.cwd().parents]):
+        if (folder / holds).is_file() if holds else folder.is_dir():
+            return folder
+    return None
 
 
 @contextlib.contextmanager

@@ -12,13 +12,12 @@ a cell compares with (first one the report has wins) and the unit of the printed
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.files import CHECKOUT_ROOT, in_checkout
+from harness.files import shared_folder
 from harness.reporting.published import Published, Source
 
 PUBLISHED_DIR_ENV = "HARNESS_PUBLISHED_DIR"
@@ -123,20 +122,7 @@ UNMAPPED = {"BLEU-mb", "RACE-m", "SAT Analogies", "MultiRC f1a", "SuperGLUE aver
 
 def resolve_published_dir(flag: str | Path | None = None) -> Path | None:
     """The folder holding gpt3_table_h1.csv: the flag, the environment, or shared/published beside the checkout."""
-    if flag:
-        path = Path(flag)
-        if not path.is_dir():
-            raise HarnessError(f"--published-dir {flag}: not a directory")
-        return path
-    if os.environ.get(PUBLISHED_DIR_ENV):
-        path = Path(os.environ[PUBLISHED_DIR_ENV])
-        if not path.is_dir():
-            raise HarnessError(f"${PUBLISHED_DIR_ENV}={path}: not a directory")
-        return path
-    roots = [CHECKOUT_ROOT, CHECKOUT_ROOT.parent] if in_checkout() else []
-    roots += [Path.cwd(), *Path.cwd().parents]
-    return next((root / "shared" / "published" for root in roots if (root / "shared" / "published" / CSV_NAME).is_file()),
-                None)
+    return shared_folder("published", flag, "--published-dir", PUBLISHED_DIR_ENV, holds=CSV_NAME)
 
 
 def unmapped(task: str, metric: str) -> bool:

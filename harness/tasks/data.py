@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from harness.tasks import bigbench, bigbench_generative
 from harness.errors import HarnessError
 from harness.records import Example
-from harness.files import CHECKOUT_ROOT, in_checkout
+from harness.files import shared_folder
 from harness.tasks.spec import TaskSpec
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -42,19 +41,7 @@ class TaskData:
 def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
     """The data dir from the flag, the environment, or a shared/data folder beside the checkout or above
     the working folder."""
-    if flag:
-        path = Path(flag)
-        if not path.is_dir():
-            raise HarnessError(f"--data-dir {flag}: not a directory")
-        return path
-    if os.environ.get(DATA_DIR_ENV):
-        path = Path(os.environ[DATA_DIR_ENV])
-        if not path.is_dir():
-            raise HarnessError(f"${DATA_DIR_ENV}={path}: not a directory")
-        return path
-    roots = [CHECKOUT_ROOT, CHECKOUT_ROOT.parent] if in_checkout() else []
-    roots += [Path.cwd(), *Path.cwd().parents]  # an installed harness: shared/data in or above the working folder
-    return next((root / "shared" / "data" for root in roots if (root / "shared" / "data").is_dir()), None)
+    return shared_folder("data", flag, "--data-dir", DATA_DIR_ENV)
 
 
 def local_file(task: TaskSpec, split: str, data_dir: Path | None) -> Path | None:

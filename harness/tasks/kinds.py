@@ -148,7 +148,11 @@ def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, 
 
 
 def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
-    generated = results[target_id(p)].text
+    return generation_outcome(task, r, results[target_id(p)].text)
+
+
+def generation_outcome(task: TaskSpec, r: Rendered, generated: str) -> GenerationOutcome:
+    """A generation as the metrics read it: after the task's filters, beside the example's references."""
     prediction = apply_filters(task, generated) if task.prompt.filters else None
     return GenerationOutcome(generated, r.references, prediction, task.match)
 

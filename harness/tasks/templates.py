@@ -22,16 +22,23 @@ def _text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _named_list(template: str, example: Example) -> tuple[str, list | tuple | None]:
+    """(field, its list) when the template is exactly one '$field' naming a list of the example, else ("", None)."""
+    names = string.Template(template).get_identifiers()
+    value = example.fields.get(names[0]) if len(names) == 1 else None
+    if isinstance(value, (list, tuple)) and template.strip() in (f"${names[0]}", f"${{{names[0]}}}"):
+        return names[0], value
+    return "", None
+
+
 def choices_of(task: TaskSpec, example: Example) -> list[str]:
     """The answer choices: a list of templates, or one '$field' naming a list field."""
     spec = task.prompt.choices
     if isinstance(spec, str):
-        names = string.Template(spec).get_identifiers()
-        value = example.fields.get(names[0]) if len(names) == 1 else None
-        if isinstance(value, (list, tuple)) and spec.strip() in (f"${names[0]}", f"${{{names[0]}}}"):
-            choices = [_text(v) for v in value]
-        else:
+        _, value = _named_list(spec, example)
+        if value is None:
             raise HarnessError(f"{task.path}: prompt.choices {spec!r} must name one list field (example {example.id})")
+        choices = [_text(v) for v in value]
     else:
         choices = [fill(task, f"prompt.choices[{i}]", t, example) for i, t in enumerate(spec)]
     if not choices:
@@ -64,11 +71,10 @@ def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
 def texts_of(task: TaskSpec, key: str, template: str, example: Example) -> list[str]:
     """A template that is one '$field' naming a list gives its items; any other template gives one text.
     An empty list names the file, key and example."""
-    names = string.Template(template).get_identifiers()
-    value = example.fields.get(names[0]) if len(names) == 1 else None
-    if isinstance(value, (list, tuple)) and template.strip() in (f"${names[0]}", f"${{{names[0]}}}"):
+    field, value = _named_list(template, example)
+    if value is not None:
         if not value:
-            raise HarnessError(f"{task.path}: {key}: example {example.id} has an empty list in ${names[0]}")
+            raise HarnessError(f"{task.path}: {key}: example {example.id} has an empty list in ${field}")
         return [_text(v) for v in value]
     return [fill(task, key, template, example)]
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from harness.metrics import METRICS
 from harness.models import load_model
-from harness.records import Example, GenerateRequest, GenerationOutcome
+from harness.records import Example, GenerateRequest
 from harness.tasks.catalog import resolve_task
-from harness.tasks.filters import apply_filters
-from harness.tasks.kinds import render
+from harness.tasks.kinds import generation_outcome, render
 
 
 def main() -> None:
@@ -41,9 +40,8 @@ def main() -> None:
     for row, request in zip(rows, requests, strict=True):
         text = got[request.id].text
         differ += text != row["resps"][0][0]
-        references = render(task, Example(str(row["doc_id"]), row["doc"])).references  # ours, from the same doc
-        prediction = apply_filters(task, text) if task.prompt.filters else None
-        value = METRICS["exact_match"].per_example(GenerationOutcome(text, references, prediction, task.match))[0]
+        rendered = render(task, Example(str(row["doc_id"]), row["doc"]))  # our references, from the same doc
+        value = METRICS["exact_match"].per_example(generation_outcome(task, rendered, text))[0]
         ours.append(value)
         theirs.append(float(row["exact_match"]))
         disagree += value != theirs[-1]

@@ -167,3 +167,12 @@ def test_import_writes_a_loadable_file_and_never_overwrites(tmp_path, capsys):
     before = out.read_text()
     assert main(["import-lmeval", str(FIXTURES / "piqa.yaml"), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_text() == before
+
+
+def test_two_tasks_of_one_name_are_refused_before_model_work():
+    from harness.config import RunConfig
+    from harness.pipeline import prepare
+
+    config = RunConfig(tasks=("piqa", f"lmeval:{FIXTURES / 'piqa.yaml'}"))
+    with pytest.raises(HarnessError, match="2 tasks are named 'piqa'.*run them separately"):
+        prepare(config)

@@ -24,8 +24,9 @@ from harness.tasks.spec import TaskSpec
 PREFIX = "lmeval:"
 KINDS = {"multiple_choice": "multiple_choice", "loglikelihood": "cloze", "loglikelihood_rolling": "perplexity",
          "generate_until": "generate"}
-METRICS = {"acc", "acc_norm", "exact_match", "bleu", "ter", "chrf", "perplexity", "word_perplexity",
-           "byte_perplexity", "bits_per_byte", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+METRICS = {  # kind -> lm-eval's metrics that harness computes the same way (lm-eval's f1 and mcc are not SQuAD's)
+    "multiple_choice": {"acc", "acc_norm"}, "cloze": {"acc", "perplexity"},
+    "perplexity": {"word_perplexity", "byte_perplexity", "bits_per_byte"}, "generate": {"exact_match", "bleu", "ter", "chrf"}}
 MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "regexes_to_ignore")
 IGNORED = {"tag", "group", "task_alias", "group_alias", "metadata", "should_decontaminate", "doc_to_decontamination_query",
            "num_fewshot", "dataset_kwargs", "unsafe_code"}  # no effect on prompts or scores (dataset_kwargs: below)
@@ -82,7 +83,12 @@ def convert(path: str | Path) -> tuple[str, str]:
 
 def import_file(path: str | Path, out: Path | None, tasks_dir: Path) -> tuple[Path, TaskSpec]:
     """Convert, check, and write the task file (default <tasks dir>/<task>.toml); never overwrites one."""
-    spec = load(path)
+    try:
+        spec = load(path)
+    except _Stop:
+        raise
+    except HarnessError as e:  # the converted file failed harness's own checks
+        raise HarnessError(f"{e}; nothing was written") from None
     if not re.fullmatch(r"[\w.-]+", spec.name):
         raise _stop(Path(path), "task", f"{spec.name!r} cannot name a file; pass --out FILE.toml")
     out = out or tasks_dir / f"{spec.name}.toml"
@@ -189,8 +195,9 @@ def _metrics(path: Path, config: dict[str, Any], kind: str) -> tuple[list[str], 
         metric = entry.get("metric") if isinstance(entry, dict) else None
         if isinstance(metric, FunctionRef) or not isinstance(metric, str):
             raise _stop(path, f"metric_list[{i}]", f"needs a metric name, got {metric!r}")
-        if metric not in METRICS:
-            raise _stop(path, f"metric_list[{i}]", f"metric {metric!r} has no harness equivalent")
+        if metric not in METRICS[kind]:
+            raise _stop(path, f"metric_list[{i}]", f"metric {metric!r} has no harness equivalent for {kind} "
+                        f"(those: {', '.join(sorted(METRICS[kind]))})")
         extra = set(entry) - {"metric", "aggregation", "higher_is_better", *MATCH_OPTIONS}
         if extra or (metric != "exact_match" and set(entry) & set(MATCH_OPTIONS)):
             raise _stop(path, f"metric_list[{i}]", f"options {sorted(extra or set(entry) & set(MATCH_OPTIONS))} "

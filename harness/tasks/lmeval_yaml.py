@@ -84,6 +84,7 @@ LOCAL_LAYOUTS: dict[tuple[str, str | None], LocalLayout] = {
                                              adapter="lmeval_boolq"),
     ("aps/super_glue", "cb"): LocalLayout("superglue_cb"),
     ("aps/super_glue", "rte"): LocalLayout("superglue_rte"),
+    ("nyu-mll/glue", "sst2"): LocalLayout("sst2"),
     ("EleutherAI/lambada_openai", "default"): LocalLayout("lambada_openai", train=None),
     ("mandarjoshi/trivia_qa", "rc.nocontext"): LocalLayout("triviaqa", files={"validation": "triviaqa_sm_sub.jsonl"},
                                                            train=None, adapter="lmeval_triviaqa"),

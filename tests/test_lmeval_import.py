@@ -176,3 +176,30 @@ def test_two_tasks_of_one_name_are_refused_before_model_work():
     config = RunConfig(tasks=("piqa", f"lmeval:{FIXTURES / 'piqa.yaml'}"))
     with pytest.raises(HarnessError, match="2 tasks are named 'piqa'.*run them separately"):
         prepare(config)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("task: a\ninclude: b.yaml\n", "include: loops back"),
+    ("task: x\ndataset_path: !!python/object/apply:os.system [\"echo hi\"]\n", "not valid YAML"),
+    ("group: g\ntask: [a, b]\n", "task: is required"),
+    ("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: q\ndoc_to_target: a\nprocess_results: !function u.pr\n",
+     "process_results: the Python hook 'u.pr'"),
+    ("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: '{{ q }'\ndoc_to_target: a\n",
+     "doc_to_text: is not a valid Jinja template"),
+    ("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: q\ndoc_to_target: a\n"
+     "generation_kwargs: {until: [x], do_sample: true}\n", "generation_kwargs: sampling"),
+])
+def test_what_cannot_be_imported_stops_with_one_line(tmp_path, text, key):
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    (tmp_path / "a.yaml").write_text(text)
+    with pytest.raises(HarnessError, match=key):
+        lmeval_import.convert(tmp_path / "a.yaml")
+
+
+def test_dollar_signs_survive_conversion_to_field_templates(tmp_path):
+    (tmp_path / "t.yaml").write_text('task: t\ndataset_path: a/b\nvalidation_split: v\n'
+                                     'doc_to_text: "Price: $ {{x}}y {{ z }}z"\ndoc_to_target: "{{a}}"\n')
+    task = lmeval_import.load(tmp_path / "t.yaml")
+    assert task.prompt.query == "Price: $$ ${x}y ${z}z" and task.prompt.template == ""
+    rendered = render(task, Example("v-0", {"x": "5", "z": "q", "a": "A"}))
+    assert (rendered.query, rendered.references) == ("Price: $ 5y qz", ("A",))

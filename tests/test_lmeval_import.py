@@ -22,7 +22,8 @@ from harness.tasks.taskfile import load_task
 from tests.conftest import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmeval"
-NINE = ["piqa", "arc_easy", "hellaswag", "copa", "boolq", "lambada_openai", "triviaqa", "nq_open", "wmt14-fr-en"]
+BUILTIN_TWINS = ["piqa", "arc_easy", "hellaswag", "copa", "boolq", "lambada_openai", "triviaqa", "nq_open", "wmt14-fr-en",
+                 "winogrande"]
 
 
 def _triviaqa_as_lm_eval(rendered):
@@ -35,7 +36,7 @@ def _triviaqa_as_lm_eval(rendered):
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
-@pytest.mark.parametrize("name", NINE)
+@pytest.mark.parametrize("name", BUILTIN_TWINS)
 def test_converted_prompts_equal_the_builtin_task(name):
     builtin, converted = load_task(TASKS_DIR / f"{name}.toml"), lmeval_import.load(FIXTURES / f"{name}.yaml")
     assert converted.name == builtin.name
@@ -54,7 +55,7 @@ def test_converted_prompts_equal_the_builtin_task(name):
             assert (r_got.gold, r_got.target, r_got.references) == (r_want.gold, r_want.target, r_want.references)
 
 
-@pytest.mark.parametrize("name", ["piqa", "copa", "boolq", "nq_open"])
+@pytest.mark.parametrize("name", ["piqa", "copa", "boolq", "nq_open", "winogrande"])
 def test_plain_field_templates_become_dollar_fields(name):
     _, text = lmeval_import.convert(FIXTURES / f"{name}.yaml")
     prompt = tomllib.loads(text)["prompt"]

@@ -25,7 +25,7 @@ PREFIX = "lmeval:"
 KINDS = {"multiple_choice": "multiple_choice", "loglikelihood": "cloze", "loglikelihood_rolling": "perplexity",
          "generate_until": "generate"}
 METRICS = {  # kind -> lm-eval's metrics that harness computes the same way (lm-eval's f1 and mcc are not SQuAD's)
-    "multiple_choice": {"acc", "acc_norm"}, "cloze": {"acc", "perplexity"},
+    "multiple_choice": {"acc", "acc_norm"}, "partial_scoring": {"acc"}, "cloze": {"acc", "perplexity"},
     "perplexity": {"word_perplexity", "byte_perplexity", "bits_per_byte"}, "generate": {"exact_match", "bleu", "ter", "chrf"}}
 MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "regexes_to_ignore")
 IGNORED = {"tag", "group", "task_alias", "group_alias", "metadata", "should_decontaminate", "doc_to_decontamination_query",
@@ -60,8 +60,11 @@ def convert(path: str | Path) -> tuple[str, str]:
     if "task" not in config or not isinstance(config["task"], str):
         raise _stop(path, "task", "is required (a task name); group configs import member by member")
     name = config["task"]
-    preprocess = _hooks(path, config, name)
+    preprocess, hook_kind = _hooks(path, config, name)
     kind = KINDS.get(config.get("output_type", "generate_until"))
+    if hook_kind and kind != "multiple_choice":
+        raise _stop(path, "output_type", f"the hooks of {name} mean {hook_kind}, a multiple_choice output_type")
+    kind = hook_kind or kind
     if kind is None:
         raise _stop(path, "output_type", f"{config['output_type']!r} is not one of {', '.join(KINDS)}")
     table: dict[str, Any] = {"kind": kind}
@@ -115,9 +118,10 @@ def load(path: str | Path) -> TaskSpec:
 # ---------------------------------------------------------------- hooks
 
 
-def _hooks(path: Path, config: dict[str, Any], task: str) -> str | None:
-    """Replace known hooks by their native fields; return the preprocess function they need. Any other hook stops."""
-    preprocess = None
+def _hooks(path: Path, config: dict[str, Any], task: str) -> tuple[str | None, str | None]:
+    """Replace known hooks by their native fields; return the preprocess function and the kind they need.
+    Any other hook stops."""
+    preprocess = kind = None
     for key, value in list(config.items()):
         if not isinstance(value, FunctionRef):
             continue
@@ -127,12 +131,12 @@ def _hooks(path: Path, config: dict[str, Any], task: str) -> str | None:
                         "(write the template in Jinja, or add a preprocess function to harness)")
         if native.preprocess and preprocess not in (None, native.preprocess):
             raise _stop(path, key, f"needs preprocess {native.preprocess!r} besides {preprocess!r}")
-        preprocess = native.preprocess or preprocess
+        preprocess, kind = native.preprocess or preprocess, native.kind or kind
         if native.field is None:
             del config[key]
         else:
             config[key] = native.field
-    return preprocess
+    return preprocess, kind
 
 
 # ---------------------------------------------------------------- data
@@ -188,7 +192,7 @@ def _data_files(path: Path, files: Any) -> tuple[str, dict[str, str]]:
 def _metrics(path: Path, config: dict[str, Any], kind: str) -> tuple[list[str], dict[str, Any]]:
     entries = config.get("metric_list")
     if entries is None:
-        return {"multiple_choice": ["acc"], "cloze": ["perplexity", "acc"], "perplexity":
+        return {"multiple_choice": ["acc"], "partial_scoring": ["acc"], "cloze": ["perplexity", "acc"], "perplexity":
                 ["word_perplexity", "byte_perplexity", "bits_per_byte"], "generate": ["exact_match"]}[kind], {}
     names, options = [], {}
     for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
@@ -217,6 +221,9 @@ def _prompt(path: Path, config: dict[str, Any], kind: str) -> dict[str, Any]:
     text, target, choice = config.get("doc_to_text"), config.get("doc_to_target"), config.get("doc_to_choice")
     if kind == "perplexity":
         raw = {"text": _template(path, "doc_to_target", target)}
+    elif kind == "partial_scoring":  # lm-eval's multiple input: doc_to_text gives the gold, the choices are contexts
+        raw = {"query": _Template("", ""), "choices": _choices(path, choice),
+               "target": _template(path, "doc_to_target", target), "answer": _template(path, "doc_to_text", text)}
     else:
         raw = {"query": _template(path, "doc_to_text", text)}
         if kind == "multiple_choice":

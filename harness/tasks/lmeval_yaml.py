@@ -85,6 +85,8 @@ LOCAL_LAYOUTS: dict[tuple[str, str | None], LocalLayout] = {
     ("aps/super_glue", "cb"): LocalLayout("superglue_cb"),
     ("aps/super_glue", "rte"): LocalLayout("superglue_rte"),
     ("nyu-mll/glue", "sst2"): LocalLayout("sst2"),
+    # winogrande_xl's train split is not local: train_l stands in, as in tasks/winogrande.toml
+    ("allenai/winogrande", "winogrande_xl"): LocalLayout("winogrande", files={"train": "train_l.jsonl"}),
     ("EleutherAI/lambada_openai", "default"): LocalLayout("lambada_openai", train=None),
     ("mandarjoshi/trivia_qa", "rc.nocontext"): LocalLayout("triviaqa", files={"validation": "triviaqa_sm_sub.jsonl"},
                                                            train=None, adapter="lmeval_triviaqa"),
@@ -107,6 +109,7 @@ class NativeHook:
 
     preprocess: str | None
     field: str | None = None
+    kind: str | None = None  # the harness kind the hook implies (lm-eval's multiple-input winogrande: partial_scoring)
 
 
 NATIVE_HOOKS: dict[tuple[str, str, str], NativeHook] = {  # (task, YAML key, hook) -> harness equivalent
@@ -114,4 +117,9 @@ NATIVE_HOOKS: dict[tuple[str, str, str], NativeHook] = {  # (task, YAML key, hoo
     ("copa", "doc_to_text", "utils.doc_to_text"): NativeHook("copa", "query"),
     ("copa", "doc_to_choice", "utils.doc_to_choice"): NativeHook("copa", "choice_list"),
     ("copa", "doc_to_target", "utils.doc_to_target"): NativeHook("copa", "label"),
+    # winogrande's doc_to_text gives the gold index, doc_to_choice the sentence up to the blank + each option, and
+    # doc_to_target the rest, scored after each choice: harness's partial scoring
+    ("winogrande", "doc_to_text", "preprocess_winogrande.doc_to_text"): NativeHook("winogrande", "gold", "partial_scoring"),
+    ("winogrande", "doc_to_choice", "preprocess_winogrande.doc_to_choice"): NativeHook("winogrande", "filled", "partial_scoring"),
+    ("winogrande", "doc_to_target", "preprocess_winogrande.doc_to_target"): NativeHook("winogrande", "rest", "partial_scoring"),
 }

@@ -83,7 +83,7 @@ LOCAL_LAYOUTS: dict[tuple[str, str | None], LocalLayout] = {
     ("aps/super_glue", "boolq"): LocalLayout("superglue_boolq", files={"train": "train_fewglue32.jsonl"},
                                              adapter="lmeval_boolq"),
     ("aps/super_glue", "cb"): LocalLayout("superglue_cb"),
-    ("aps/super_glue", "rte"): LocalLayout("superglue_rte"),
+    ("aps/super_glue", "rte"): LocalLayout("superglue_rte", adapter="lmeval_rte"),
     ("nyu-mll/glue", "sst2"): LocalLayout("sst2"),
     # winogrande_xl's train split is not local: train_l stands in, as in tasks/winogrande.toml
     ("allenai/winogrande", "winogrande_xl"): LocalLayout("winogrande", files={"train": "train_l.jsonl"}),

@@ -149,15 +149,29 @@ def squadv2(rows: Rows) -> Rows:
 # fields (rows that already have them, from the hub, pass unchanged). The table is lmeval_yaml.LOCAL_LAYOUTS.
 
 
-def lmeval_boolq(rows: Rows) -> Rows:
-    """FewGLUE's labels 'false' / 'true' as the hub's 0 / 1."""
-    labels = {"false": 0, "true": 1, False: 0, True: 1, 0: 0, 1: 1}
+def _label_indices(rows: Rows, names: tuple[str, ...], task: str) -> Rows:
+    """Label names (the local files) as the hub's class indices; indices pass unchanged."""
+    index = {name: i for i, name in enumerate(names)}
     out = []
     for row in rows:
-        if row["label"] not in labels:
-            raise HarnessError(f"BoolQ row {row.get('idx')}: label {row['label']!r} is not false/true or 0/1")
-        out.append(row | {"label": labels[row["label"]]})
+        label = row["label"]
+        if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+            out.append(row)
+        elif isinstance(label, (str, bool)) and str(label).lower() in index:  # FewGLUE's JSON true / false too
+            out.append(row | {"label": index[str(label).lower()]})
+        else:
+            raise HarnessError(f"{task} row {row.get('idx')}: label {label!r} is none of {list(names)} or their index")
     return out
+
+
+def lmeval_boolq(rows: Rows) -> Rows:
+    """BoolQ's labels 'false' / 'true' (false / true in FewGLUE's train file) as the hub's 0 / 1."""
+    return _label_indices(rows, ("false", "true"), "BoolQ")
+
+
+def lmeval_rte(rows: Rows) -> Rows:
+    """RTE's labels 'entailment' / 'not_entailment' as the hub's 0 / 1."""
+    return _label_indices(rows, ("entailment", "not_entailment"), "RTE")
 
 
 def lmeval_triviaqa(rows: Rows) -> Rows:
@@ -194,6 +208,7 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "arithmetic": arithmetic,
     "squadv2": squadv2,
     "lmeval_boolq": lmeval_boolq,
+    "lmeval_rte": lmeval_rte,
     "lmeval_triviaqa": lmeval_triviaqa,
     "lmeval_translation": lmeval_translation,
 }

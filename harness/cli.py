@@ -76,9 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_a", type=Path, metavar="RUN_A")
     compare.add_argument("run_b", type=Path, metavar="RUN_B")
 
+    imports = sub.add_parser("import-lmeval", help="translate an lm-evaluation-harness task YAML into a task file")
+    imports.add_argument("yaml", type=Path, metavar="PATH.yaml")
+    imports.add_argument("--out", type=Path, default=None, help="the task file to write (default: tasks/<task>.toml)")
+
     add_finetune_parser(sub)
     add_pretrain_parser(sub)
     return parser
+
+
+def cmd_import_lmeval(args: argparse.Namespace) -> int:
+    from harness.tasks.catalog import TASKS_DIR
+    from harness.tasks.lmeval_import import import_file
+
+    out, task = import_file(args.yaml, args.out, TASKS_DIR)
+    engine = "Jinja (sandboxed)" if task.prompt.template else "$field"
+    print(f"wrote {out}: task {task.name}, {task.kind.value}, {engine} templates, metrics {', '.join(task.metrics)}; "
+          f"check it with: harness validate {out}")
+    return 0
 
 
 def add_fields(parser, config_class, prefix: str = "", skip: int = 0) -> None:
@@ -295,7 +310,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "report": cmd_report,
-                "compare": cmd_compare, "finetune": cmd_finetune, "pretrain": cmd_pretrain}
+                "compare": cmd_compare, "finetune": cmd_finetune, "pretrain": cmd_pretrain,
+                "import-lmeval": cmd_import_lmeval}
     try:
         return handlers[args.command](args)
     except HarnessError as e:

@@ -59,8 +59,13 @@ class RunOutput:
 def prepare(config: RunConfig) -> list[PreparedTask]:
     """Load and check every task, its data and its prompts, before any model work."""
     data_dir = resolve_data_dir(config.data_dir)
-    return [_prepare_task(resolve_task(name, data_dir=data_dir), data_dir, config)
-            for name in expand_suites(config.tasks, data_dir=data_dir)]
+    specs = [resolve_task(name, data_dir=data_dir) for name in expand_suites(config.tasks, data_dir=data_dir)]
+    for spec in specs:  # results are keyed by task name (e.g. tasks/piqa.toml and lmeval:piqa.yaml are both piqa)
+        same = sorted({str(Path(other.path).resolve()) for other in specs if other.name == spec.name})
+        if len(same) > 1:
+            raise HarnessError(f"--tasks: {len(same)} tasks are named {spec.name!r} ({', '.join(same)}); "
+                               "their results would mix: run them separately")
+    return [_prepare_task(spec, data_dir, config) for spec in specs]
 
 
 def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> PreparedTask:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError, unknown
 from harness.files import CHECKOUT_ROOT, PACKAGE_ROOT, in_checkout
-from harness.tasks import bigbench, bigbench_generative
+from harness.tasks import bigbench, bigbench_generative, lmeval_import
 from harness.tasks.spec import TaskSpec
 from harness.tasks.taskfile import Where, load_task
 
@@ -34,7 +34,10 @@ def task_files(tasks_dir: Path = TASKS_DIR) -> dict[str, Path]:
 
 
 def resolve_task(name: str, tasks_dir: Path = TASKS_DIR, data_dir: Path | None = None) -> TaskSpec:
-    """A task by name (tasks/<name>.toml), by path to a .toml file, or a BIG-bench task (bigbench_<name>)."""
+    """A task by name (tasks/<name>.toml), by path to a .toml file, a BIG-bench task (bigbench_<name>), or an
+    lm-evaluation-harness YAML converted on the fly (lmeval:PATH.yaml)."""
+    if name.startswith(lmeval_import.PREFIX):
+        return lmeval_import.load(name[len(lmeval_import.PREFIX):])
     if name.endswith(".toml") or "/" in name:
         return load_task(name)
     if name.startswith(bigbench.PREFIX):

@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.tasks import bigbench, bigbench_generative
+from harness.tasks import bigbench, bigbench_generative, jinja
 from harness.errors import HarnessError
 from harness.records import Example
 from harness.files import shared_folder
@@ -46,9 +46,9 @@ def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
 
 def local_file(task: TaskSpec, split: str, data_dir: Path | None) -> Path | None:
     """The local file of a split, or None when the data dir does not hold it."""
-    if data_dir is None or task.data.local is None:
+    if task.data.local is None or (data_dir is None and not Path(task.data.local).is_absolute()):
         return None
-    folder = data_dir / task.data.local
+    folder = (data_dir or Path()) / task.data.local  # an absolute folder (lm-eval data_files) stands alone
     names = [task.data.files[split]] if split in task.data.files else [f"{split}.jsonl", f"{split}.jsonl.gz"]
     return next((folder / n for n in names if (folder / n).is_file()), None)
 
@@ -91,6 +91,8 @@ def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
 
 def check_fields(task: TaskSpec, example: Example, source: str) -> None:
     """Every $field named by the task's templates must exist in the data."""
+    if task.prompt.template == jinja.JINJA:
+        return jinja.check_fields(task, example, source)
     for key, template in task.templates().items():
         for name in string.Template(template).get_identifiers():
             if name not in example.fields:

@@ -145,6 +145,59 @@ def squadv2(rows: Rows) -> Rows:
     return out
 
 
+# lm-eval tasks imported with `harness import-lmeval` read the hub's fields; these give the data dir's rows those
+# fields (rows that already have them, from the hub, pass unchanged). The table is lmeval_yaml.LOCAL_LAYOUTS.
+
+
+def _label_indices(rows: Rows, names: tuple[str, ...], task: str) -> Rows:
+    """Label names (the local files) as the hub's class indices; indices pass unchanged."""
+    index = {name: i for i, name in enumerate(names)}
+    out = []
+    for row in rows:
+        label = row["label"]
+        if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+            out.append(row)
+        elif isinstance(label, (str, bool)) and str(label).lower() in index:  # FewGLUE's JSON true / false too
+            out.append(row | {"label": index[str(label).lower()]})
+        else:
+            raise HarnessError(f"{task} row {row.get('idx')}: label {label!r} is none of {list(names)} or their index")
+    return out
+
+
+def lmeval_boolq(rows: Rows) -> Rows:
+    """BoolQ's labels 'false' / 'true' (false / true in FewGLUE's train file) as the hub's 0 / 1."""
+    return _label_indices(rows, ("false", "true"), "BoolQ")
+
+
+def lmeval_rte(rows: Rows) -> Rows:
+    """RTE's labels 'entailment' / 'not_entailment' as the hub's 0 / 1."""
+    return _label_indices(rows, ("entailment", "not_entailment"), "RTE")
+
+
+def lmeval_triviaqa(rows: Rows) -> Rows:
+    """The subsample's context 'Question: <q>\nAnswer:' and aliases as the hub's question and answer.aliases.
+    lm-eval's template adds '?' after the question, so one trailing '?' is taken off; 377 of the 3,000 contexts
+    have none (or end in '?"'), and lm-eval's template renders those with a '?' the local context lacks."""
+    out = []
+    for row in rows:
+        if "question" in row:
+            out.append(row)
+            continue
+        context = row["context"]
+        if not (context.startswith("Question: ") and context.endswith("\nAnswer:")):
+            raise HarnessError(f"TriviaQA row: context {context[:60]!r} is not 'Question: <question>\\nAnswer:'")
+        question = context[len("Question: "):-len("\nAnswer:")]
+        question = question[:-1] if question.endswith("?") else question
+        out.append(row | {"question": question, "answer": {"value": row["answer"], "aliases": list(row["aliases"])}})
+    return out
+
+
+def lmeval_translation(rows: Rows) -> Rows:
+    """One sentence pair per row ({"fr": ..., "en": ...}) as the hub's {"translation": {...}}."""
+    return [row if "translation" in row else
+            row | {"translation": {k: v for k, v in row.items() if k != "id" and isinstance(v, str)}} for row in rows]
+
+
 PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "lambada": lambada,
     "hellaswag": hellaswag,
@@ -154,5 +207,9 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "wikitext_documents": wikitext_documents,
     "arithmetic": arithmetic,
     "squadv2": squadv2,
+    "lmeval_boolq": lmeval_boolq,
+    "lmeval_rte": lmeval_rte,
+    "lmeval_triviaqa": lmeval_triviaqa,
+    "lmeval_translation": lmeval_translation,
 }
 

@@ -52,6 +52,7 @@ class PromptSpec:
     references: str = ""  # generate: accepted answers, a '$field' naming a list or one template (default: target)
     filters: tuple[Filter, ...] = ()  # generate: applied in order to the continuation before metrics
     regex: str = ""  # generate: the pattern of the regex filter
+    template: str = ""  # "" : $field templates; "jinja": sandboxed Jinja (tasks imported from lm-eval, tasks/jinja.py)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from harness.errors import HarnessError, suggest, unknown
 from harness.metrics import METRICS
 from harness.records import MatchOptions, TaskKind
+from harness.tasks import jinja
 from harness.tasks.kinds import KINDS
 from harness.tasks.preprocess import PREPROCESSORS
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
@@ -33,9 +34,15 @@ def load_task(path: str | Path) -> TaskSpec:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        table = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such task file") from None
+    return parse_task(raw, path, path.stem)
+
+
+def parse_task(raw: bytes, path: Path, name: str) -> TaskSpec:
+    """Validate the TOML text of a task file; errors name `path` (a task imported from lm-eval: its YAML)."""
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HarnessError(f"{path}: not valid TOML: {e}") from None
     where = Where(path)
@@ -46,7 +53,7 @@ def load_task(path: str | Path) -> TaskSpec:
     where.check_keys(data, _DATA_KEYS, "data.")
     where.check_keys(prompt, _PROMPT_KEYS, "prompt.")
     spec = TaskSpec(
-        name=path.stem,
+        name=name,
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
         kind=kind,
@@ -86,10 +93,13 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
         if key not in prompt:
             raise where.error(f"prompt.{key}", f"is required for kind = {kind.value!r}")
     for key in prompt:
-        if key not in rules.allowed:
+        if key not in rules.allowed and key != "template":
             raise where.error(f"prompt.{key}", rules.hints.get(key) or f"does not apply to kind = {kind.value!r} "
                               f"(its prompt keys: {', '.join(sorted(rules.allowed))})")
     values: dict[str, Any] = {}
+    if prompt.get("template", jinja.JINJA) != jinja.JINJA:  # the template language of every key
+        raise where.error("prompt.template", f"must be {jinja.JINJA!r} (sandboxed Jinja) or absent ($field templates), "
+                          f"got {prompt['template']!r}")
     for key, value in prompt.items():
         if key == "choices" and isinstance(value, list):
             values[key] = tuple(where.strings(prompt, key, None, prefix="prompt."))
@@ -152,7 +162,12 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
     if spec.preprocess and spec.preprocess not in PREPROCESSORS:
         raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, PREPROCESSORS)))
     for key, template in spec.templates().items():
-        if not string.Template(template).is_valid():
+        if spec.prompt.template == jinja.JINJA:
+            if error := jinja.syntax_error(template):
+                raise where.error(key, f"is not a valid Jinja template ({error}): {template!r}")
+            if construct := jinja.refused(template):
+                raise where.error(key, f"the Jinja sandbox refuses {construct} in {template!r}")
+        elif not string.Template(template).is_valid():
             raise where.error(key, f"is not a valid $field template: {template!r}")
 
 

@@ -7,11 +7,14 @@ import string
 
 from harness.errors import HarnessError
 from harness.records import Example
+from harness.tasks import jinja
 from harness.tasks.spec import TaskSpec
 
 
 def fill(task: TaskSpec, key: str, template: str, example: Example) -> str:
     """Fill a $field template from an example; a missing field names the file, key and example."""
+    if task.prompt.template == jinja.JINJA:
+        return jinja.text(task, key, template, example)
     try:
         return string.Template(template).substitute({k: _text(v) for k, v in example.fields.items()})
     except KeyError as e:
@@ -33,6 +36,8 @@ def _named_list(template: str, example: Example) -> tuple[str, list | tuple | No
 
 def choices_of(task: TaskSpec, example: Example) -> list[str]:
     """The answer choices: a list of templates, or one '$field' naming a list field."""
+    if task.prompt.template == jinja.JINJA:
+        return jinja.choices(task, example)
     spec = task.prompt.choices
     if isinstance(spec, str):
         _, value = _named_list(spec, example)
@@ -48,6 +53,8 @@ def choices_of(task: TaskSpec, example: Example) -> list[str]:
 
 def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
     """The gold choice index, checked against the number of choices."""
+    if task.prompt.template == jinja.JINJA:
+        return jinja.gold(task, example, n_choices)
     raw = fill(task, "prompt.answer", task.prompt.answer, example).strip()
     labels = [label.lower() for label in task.prompt.answer_labels]
     if labels:
@@ -71,6 +78,8 @@ def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
 def texts_of(task: TaskSpec, key: str, template: str, example: Example) -> list[str]:
     """A template that is one '$field' naming a list gives its items; any other template gives one text.
     An empty list names the file, key and example."""
+    if task.prompt.template == jinja.JINJA:
+        return jinja.texts(task, key, template, example)
     field, value = _named_list(template, example)
     if value is not None:
         if not value:

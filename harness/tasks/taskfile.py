@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import string
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from harness.records import MatchOptions, TaskKind
 from harness.tasks.kinds import KINDS
 from harness.tasks.preprocess import PREPROCESSORS
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
+from harness.tasks.templates import template_problem, where as key_where
 
 
 _TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt", "metric_options"}
@@ -152,8 +152,8 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
     if spec.preprocess and spec.preprocess not in PREPROCESSORS:
         raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, PREPROCESSORS)))
     for key, template in spec.templates().items():
-        if not string.Template(template).is_valid():
-            raise where.error(key, f"is not a valid $field template: {template!r}")
+        if problem := template_problem(template):
+            raise HarnessError(f"{key_where(spec, key)}: {problem}")
 
 
 class Where:

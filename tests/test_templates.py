@@ -80,6 +80,8 @@ def test_dotted_fields_read_into_objects(tmp_path):
     t = task(tmp_path, **{"$goal": "$target.span1_text and ${target.span2_text}."})
     r = rendered(t, target={"span1_text": "Mark", "span2_text": "he"})
     assert r.query == "Question: Mark and he.\nAnswer:"
+    priced = task(tmp_path, **{"Question: $goal": "Cost: $$5 for ${target.span1_text}s"})  # $$ is still a literal $
+    assert rendered(priced, target={"span1_text": "Mark"}).query == "Cost: $5 for Marks\nAnswer:"
 
 
 def test_a_dotted_key_that_is_missing_names_the_keys_that_exist(tmp_path):
@@ -103,11 +105,6 @@ def test_arc_style_choices_list_inside_an_object(tmp_path):
     whole = task(tmp_path, **{'["$sol1", "$sol2"]': '"$choices"'})
     assert "$choices is an object in example validation-7 (keys: text, label): name one of its keys, e.g. " \
            "$choices.text" in failure(whole, choices={"text": ["a"], "label": ["A"]})
-
-
-def test_a_literal_dollar_is_still_written_dollar_dollar(tmp_path):
-    t = task(tmp_path, **{"Question: $goal": "Cost: $$5 for ${goal}s"})
-    assert rendered(t).query == "Cost: $5 for gs\nAnswer:"
 
 
 # ---------------------------------------------------------------- template syntax, at load time
@@ -155,11 +152,11 @@ def run_env(tmp_path, train_rows):
     return path
 
 
-def test_prepare_checks_the_whole_demonstration_pool_not_only_the_drawn_demonstrations(tmp_path):
+def test_prepare_checks_the_drawn_demonstrations_before_the_model_loads(tmp_path):
     train = [r | {"goal": "Train " + r["goal"]} for r in MC_ROWS]
     pool = [Example(f"train-{i}", r) for i, r in enumerate(train)]
-    drawn = {d.id for d in sample_demos("toy_mc", Example("validation-0", MC_ROWS[0]), pool, 1, 0)}
-    bad = next(i for i in range(len(pool)) if f"train-{i}" not in drawn)
+    drawn = sample_demos("toy_mc", Example("validation-0", MC_ROWS[0]), pool, 1, 0)[0].id
+    bad = int(drawn.split("-")[1])
     train[bad] = train[bad] | {"goal": None}
     path = run_env(tmp_path, train)
     config = RunConfig(tasks=(str(path),), settings=parse_settings("1s"), limit=1, data_dir=tmp_path / "data")

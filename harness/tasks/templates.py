@@ -29,16 +29,16 @@ class FieldTemplate(string.Template):
     idpattern = rf"(?a:{_NAME}(?:\.{_NAME})*)"
 
 
-_JINJA = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
+_JINJA = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}|\{%.*?%\}", re.S)
 
 
 def template_problem(template: str) -> str:
     """Why `template` is not a valid $field template, or '' when it is."""
     if m := _JINJA.search(template):
-        inner = m.group(1)
+        inner, shown = m.group(1) or "", " ".join(m.group(0).split())[:60]
         fix = (f"write ${inner}" if re.fullmatch(rf"(?ai:{_NAME}(?:\.{_NAME})*)", inner)
                else "write it with $field placeholders, or import the lm-eval task (harness import-lmeval)")
-        return f"{m.group(0)} is Jinja syntax, which $field templates do not read: {fix}"
+        return f"{shown} is Jinja syntax, which $field templates do not read: {fix}"
     for m in FieldTemplate.pattern.finditer(template):
         if m.group("invalid") is not None:
             return (f"{template[m.start():][:20]!r} is not a field: a field is $name, ${{name}} or a "

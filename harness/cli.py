@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="show every task file: kind, splits, metrics, where its data is")
     listing.add_argument("--data-dir", type=Path, default=None)
 
-    validate = sub.add_parser("validate", help="check a task file and render its first prompts")
-    validate.add_argument("file", type=Path)
+    validate = sub.add_parser("validate", help="check a task and every example it would read; show a prompt and its gold answer")
+    validate.add_argument("task", help="a task file (.toml) or a task name (piqa, bigbench_<name>)")
     validate.add_argument("--data-dir", type=Path, default=None)
 
     report = sub.add_parser("report", help="merge run folders into one report (Markdown, LaTeX, HTML, plots)")
@@ -223,25 +223,9 @@ def _train_where(task, data_dir) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.records import Setting
-    from harness.tasks.data import load_task_data, resolve_data_dir
-    from harness.tasks.kinds import alternatives, render, without_demonstrations
-    from harness.tasks.prompts import build_prompt
-    from harness.tasks.taskfile import load_task
+    from harness.tasks.validate import validate
 
-    task = load_task(args.file)
-    print(f"{args.file}: task file ok ({task.kind.value}, metrics {', '.join(task.metrics)})")
-    data = load_task_data(task, resolve_data_dir(args.data_dir))
-    print(f"data: {len(data.eval.examples)} examples from {data.eval.source}; demos from {data.demos.source}"
-          + (f" ({data.note})" if data.note else ""))
-    rendered = [render(task, ex) for ex in data.eval.examples]  # every example must render
-    example = data.eval.examples[0]
-    k = 0 if len(data.demos.examples) < 3 or without_demonstrations(task.kind) else 1
-    prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, data.demos.examples)
-    text = prompt.text if len(prompt.text) < 2000 else prompt.text[:2000] + f" [... {len(prompt.text) - 2000} more characters]"
-    print(f"--- {'one-shot' if k else 'zero-shot'} prompt for {example.id} ---\n{text}")
-    for extra, cont in alternatives(task, rendered[0]):
-        print(f"--- {'context + ' + repr(extra) + ', ' if extra else ''}continuation: {cont!r}")
+    validate(args.task, args.data_dir)
     return 0
 
 

@@ -82,9 +82,18 @@ def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> P
         return memo[ex.id]
 
     eval_rendered = [rendered(ex) for ex in examples]  # bad data fails here, before the model loads
+    for ex in touched(train, data):  # and every example FT reads: it runs after the other settings are scored
+        rendered(ex)
     prompts = tuple((build_prompt(spec, ex, setting, k, seed, data.demos.examples, rendered), r)
                     for ex, r in zip(examples, eval_rendered, strict=True) for setting, k, seed in plans)
     return PreparedTask(spec, data, examples, prompts, train, tuple(unavailable))
+
+
+def touched(train: Split | None, data: TaskData) -> tuple[Example, ...]:
+    """The examples FT reads besides the eval slice: the train split, and the whole eval split (its overlap check
+    renders it). Demonstrations are rendered as prompts draw them, also before any model work; `harness validate`
+    renders the whole pool (rendering sst2's 67k train rows on every run would cost seconds)."""
+    return (*data.eval.examples, *train.examples) if train is not None else ()
 
 
 def _applicable(spec: TaskSpec, data: TaskData, data_dir: Path | None, config: RunConfig):

@@ -203,10 +203,16 @@ REAL = SHARED_DATA / "bigbench"
 def test_every_shared_task_loads_and_renders():
     names = bigbench_names(SHARED_DATA)
     assert names
+    empty = []  # an empty choice is refused in one line (scored, it would be the bare delimiter)
     for name in names:
         task, examples = load(SHARED_DATA, name)
         for i, example in enumerate(examples):
-            choices = choices_of(task, example)
+            try:
+                choices = choices_of(task, example)
+            except HarnessError as e:
+                assert "is empty in example" in str(e), str(e)
+                empty.append((name, example.id))
+                continue
             assert len(choices) >= 2 and len(set(choices)) == len(choices), (name, example.id)
             target = example.fields.get("target")
             if isinstance(target, str):  # BIG-bench demonstrates with `target` when given: it is our gold
@@ -215,3 +221,4 @@ def test_every_shared_task_loads_and_renders():
             prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, examples)
             assert prompt.text.startswith(task.description) and prompt.k_used == k
             assert len(requests_for(task, prompt, render(task, example), unconditional=False)) == len(choices)
+    assert empty == [("cryobiology_spanish", "examples-140")]  # its data has the distractor ""

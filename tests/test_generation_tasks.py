@@ -147,7 +147,7 @@ max_new_tokens = 8
 @pytest.mark.parametrize(("change", "rows", "message"), [
     (('target = "$answers"\n', ""), None, "t.toml: prompt.target: is required for kind = 'generate'"),
     (('target = "$answers"', 'target = ""'), None, "t.toml: prompt.target: is empty"),
-    (("", ""), [{"question": "q", "answers": []}], "t.toml: prompt.target: example validation-0 has an empty list in $answers"),
+    (("", ""), [{"question": "q", "answers": []}], "t.toml:9: prompt.target: example validation-0 has an empty list in $answers"),
     (("max_new_tokens = 8", "max_new_tokens = 0"), None, "t.toml: prompt.max_new_tokens: must be a positive integer"),
     (('stop = ["\\n"]', 'stop = ["\\n", ""]'), None, "t.toml: prompt.stop: holds an empty stop string"),
     (('metrics = ["exact_match"]', 'metrics = ["bleu"]'), [{"question": "q", "answers": ["a", " "]}],

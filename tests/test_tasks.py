@@ -36,7 +36,7 @@ def test_toy_task_loads(tmp_path):
         (('answer = "$label"\n', ""), "t.toml: prompt.answer: is required for kind = 'multiple_choice'"),
         (('choices = ["$sol1", "$sol2"]', "choices = []"), "t.toml: prompt.choices: is empty"),
         (('local = "toy_mc"\n', ""), "t.toml: data: needs `local`"),
-        (('query = "Question: $goal\\nAnswer:"', 'query = "Question: $ goal"'), "t.toml: prompt.query: is not a valid $field template"),
+        (('query = "Question: $goal\\nAnswer:"', 'query = "Question: $ goal"'), "t.toml:10: prompt.query: '$ goal' is not a field"),
         (("[data]", "preprocess = 'lambda'\n[data]"), "t.toml: preprocess: unknown preprocess function 'lambda' (did you mean: lambada?)"),
         (("[data]", "colour = 1\n[data]"), "t.toml: colour: unknown key"),
     ],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import string
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from harness.tasks import jinja
 from harness.tasks.kinds import KINDS
 from harness.tasks.preprocess import PREPROCESSORS
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
+from harness.tasks.templates import template_problem, where as key_where
 
 
 _TOP_KEYS = {"kind", "description", "metrics", "preprocess", "data", "prompt", "metric_options"}
@@ -167,8 +167,8 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
                 raise where.error(key, f"is not a valid Jinja template ({error}): {template!r}")
             if construct := jinja.refused(template):
                 raise where.error(key, f"the Jinja sandbox refuses {construct} in {template!r}")
-        elif not string.Template(template).is_valid():
-            raise where.error(key, f"is not a valid $field template: {template!r}")
+        elif problem := template_problem(template):
+            raise HarnessError(f"{key_where(spec, key)}: {problem}")
 
 
 class Where:

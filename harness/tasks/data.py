@@ -110,8 +110,8 @@ def check_folder(task: TaskSpec, data_dir: Path | None) -> None:
 
 def check_split(task: TaskSpec, key: str, data_dir: Path | None) -> None:
     """A split named by data.<key> that the local folder lacks: an error when it is a close match of a split
-    found there (a typo), or when the task has no hub id and the name is not a demo split (nothing could hold it);
-    a missing demo split of a task with a hub id stays the documented fallback."""
+    found there (a typo), or when the task has no hub id and the name is not a common split name (nothing could
+    hold it; an eval split always). Otherwise the hub may have it, or a missing demo split falls back (a warning)."""
     split = getattr(task.data, key)
     found = local_splits(task, data_dir)
     if split is None or split in found or not found:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from harness.cli import main
-from harness.config import RunConfig
+from harness.config import RunConfig, parse_settings
 from harness.errors import HarnessError
 from harness.tasks.data import load_task_data
 from harness.tasks.taskfile import load_task
@@ -182,3 +182,15 @@ def test_run_finds_user_tasks_and_says_which_one_wins(task_env, tiny_gpt2_dir, t
     shutil.rmtree(task_env["root"] / "results")
     code = main(["run", "--tasks-dir", str(tmp_path / "missing"), "--tasks", "copa"])
     assert_clean_failure(code, capsys, task_env, f"--tasks-dir {tmp_path / 'missing'}: not a directory")
+
+
+def test_missing_train_split_for_ft_is_a_warning(task_env):
+    from harness.pipeline import prepare
+
+    toy(task_env, TOY_MC.replace('demo_split = "train"', 'demo_split = "validation"\ntrain_split = "train"'))
+    (task_env["data"] / "toy_mc" / "train.jsonl").unlink()
+    config = RunConfig(tasks=(str(task_env["tasks"] / "toy_mc.toml"),), settings=parse_settings("zs,ft"),
+                       data_dir=task_env["data"])
+    [task] = prepare(config)
+    warning = "task toy_mc: FT not run: train split 'train' is not in the data dir and the hub is unreachable"
+    assert task.warnings == (warning,)

@@ -283,12 +283,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from harness.tasks.data import load_task_data, resolve_data_dir
     from harness.train.finetune import finetune, load_train
     from harness.models import load_model, resolve
-    from harness.tasks.catalog import resolve_task, search_path
+    from harness.errors import say
+    from harness.tasks.catalog import resolve_task, search_path, shadowing
 
     config = fields_from_args(FinetuneConfig, args)
     resolve(args.model)
-    data_dir = resolve_data_dir(args.data_dir)
-    spec = resolve_task(args.task, search_path(args.tasks_dir), data_dir)
+    data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
+    for line in shadowing(dirs, {args.task}):
+        say(line)
+    spec = resolve_task(args.task, dirs, data_dir)
     data = load_task_data(spec, data_dir)
     train = load_train(spec, data_dir, data.eval, config.force)
     lineage = finetune(load_model(args.model), spec, train, data.eval, config, args.out)

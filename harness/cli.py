@@ -21,6 +21,9 @@ from harness.config import (
 )
 from harness.errors import HarnessError
 
+TASKS_DIR_HELP = ("a folder of your own task files (and suites/), searched before the built-in tasks; repeat it or "
+                  "join folders with the path separator (default: $HARNESS_TASKS_PATH)")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
@@ -36,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, default=defaults.seeds, help="demonstration draws per 1S/FS setting (default: %(default)s)")
     run.add_argument("--limit", type=int, default=defaults.limit, help="first N examples per task; 0 = all (default: %(default)s)")
     run.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the checkout)")
+    run.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
     run.add_argument("--output-dir", type=Path, default=defaults.output_dir, help="where run folders go (default: %(default)s)")
     run.add_argument("--run-name", default=None, help="run folder name (default: <UTC time>-<model>)")
     run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = 1024 on CPU, 8192 on accelerators (default: %(default)s)")
@@ -59,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="show every task file: kind, splits, metrics, where its data is")
     listing.add_argument("--data-dir", type=Path, default=None)
+    listing.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
 
     validate = sub.add_parser("validate", help="check a task and every example it would read; show a prompt and its gold answer")
     validate.add_argument("task", help="a task file (.toml) or a task name (piqa, bigbench_<name>)")
@@ -133,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         workers=args.workers,
         ray_address=args.ray_address,
         shard_retries=args.shard_retries,
+        tasks_dirs=tuple(args.tasks_dir),
     )
 
 
@@ -160,7 +166,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
     finetune = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("finetune", {}) for r in runs}
     models = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("model", {}) for r in runs}
-    written = write_report(out, frame, samples, title, finetune, models, args.published_dir)
+    warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w for r in runs for w in r.manifest.get("warnings", [])]
+    written = write_report(out, frame, samples, title, finetune, models, args.published_dir, warnings)
     print((out / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
@@ -177,24 +184,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.bigbench import PREFIX, bigbench_names
     from harness.tasks.bigbench_generative import generative_names
-    from harness.tasks.data import local_file, resolve_data_dir
-    from harness.tasks.catalog import load_suite, suite_files, task_files
-    from harness.tasks.taskfile import load_task
+    from harness.tasks.data import resolve_data_dir
+    from harness.tasks.catalog import catalog, load_suite, search_path, suite_files, task_files
 
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
+    winners = catalog(dirs)
     print(f"data dir: {data_dir or '(none found)'}")
-    print(f"{'task':<16} {'kind':<16} {'eval':<11} {'demos':<11} {'FT train':<9} {'metrics':<46} data")
-    for name, path in task_files().items():
-        try:
-            t = load_task(path)
-        except HarnessError as e:
-            print(f"{name:<16} INVALID: {e}")
-            continue
-        found = local_file(t, t.data.eval_split, data_dir)
-        where = str(found) if found else (f"hub {t.data.hub} (not local)" if t.data.hub else "MISSING")
-        print(f"{name:<16} {t.kind.value:<16} {t.data.eval_split:<11} {t.data.demo_split or '-':<11} "
-              f"{_train_where(t, data_dir):<9} "
-              f"{','.join(t.metrics):<46} {where}")
+    for d in dirs:
+        files = task_files(d.path)
+        print(f"\ntasks in {d.path} ({d.origin}{'' if files else '; none'}):")
+        if files:
+            print(f"{'task':<16} {'kind':<16} {'eval':<11} {'demos':<11} {'FT train':<9} {'metrics':<46} data")
+        for name, path in files.items():
+            winner = winners[name][0]
+            _list_row(name, path, data_dir, "" if winner == path else f"  (shadowed by {winner})")
     names = bigbench_names(data_dir)
     if names:
         print(f"\nBIG-bench ({len(names)} multiple-choice tasks read from {data_dir / 'bigbench'}; "
@@ -206,10 +209,29 @@ def cmd_list(args: argparse.Namespace) -> int:
               f"run one as {PREFIX}<name>):")
         print("  " + ", ".join(names))
     print("\nsuites:")
-    for name, path in suite_files().items():
-        suite = load_suite(path)
-        print(f"{name:<16} {', '.join(suite.tasks)}")
+    suites = catalog(dirs, suites=True)
+    for d in dirs:
+        for name, path in suite_files(d.path / "suites").items():
+            where = "" if d.origin == "built-in" else f"  ({path}, {d.origin})"
+            where += "" if suites[name][0] == path else f"  (shadowed by {suites[name][0]})"
+            print(f"{name:<16} {', '.join(load_suite(path).tasks)}{where}")
     return 0
+
+
+def _list_row(name: str, path: Path, data_dir, shadowed: str) -> None:
+    """One line of `harness list`: kind, splits, metrics and where the eval data is, or why the file is invalid."""
+    from harness.tasks.data import local_file
+    from harness.tasks.taskfile import load_task
+
+    try:
+        t = load_task(path)
+    except HarnessError as e:
+        print(f"{name:<16} INVALID: {e}{shadowed}")
+        return
+    found = local_file(t, t.data.eval_split, data_dir)
+    where = str(found) if found else (f"hub {t.data.hub} (not local)" if t.data.hub else "MISSING")
+    print(f"{name:<16} {t.kind.value:<16} {t.data.eval_split:<11} {t.data.demo_split or '-':<11} "
+          f"{_train_where(t, data_dir):<9} {','.join(t.metrics):<46} {where}{shadowed}")
 
 
 def _train_where(task, data_dir) -> str:
@@ -252,6 +274,7 @@ def add_finetune_parser(subparsers) -> None:
     parser.add_argument("--task", required=True, help="task name or .toml path")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
     parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: as for harness run)")
+    parser.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
     add_fields(parser, FinetuneConfig)
 
 
@@ -259,12 +282,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from harness.tasks.data import load_task_data, resolve_data_dir
     from harness.train.finetune import finetune, load_train
     from harness.models import load_model, resolve
-    from harness.tasks.catalog import resolve_task
+    from harness.errors import say
+    from harness.tasks.catalog import resolve_task, search_path, shadowing
 
     config = fields_from_args(FinetuneConfig, args)
     resolve(args.model)
-    data_dir = resolve_data_dir(args.data_dir)
-    spec = resolve_task(args.task, data_dir=data_dir)
+    data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
+    for line in shadowing(dirs, {args.task}):
+        say(line)
+    spec = resolve_task(args.task, dirs, data_dir)
     data = load_task_data(spec, data_dir)
     train = load_train(spec, data_dir, data.eval, config.force)
     lineage = finetune(load_model(args.model), spec, train, data.eval, config, args.out)

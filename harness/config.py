@@ -79,6 +79,7 @@ class RunConfig:
     workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda
     ray_address: str | None = None  # None: a local one-machine cluster; "auto" or HOST:PORT: join that cluster
     shard_retries: int = 3  # attempts of a shard in all (Ray restarts lost workers) before the run stops
+    tasks_dirs: tuple[str, ...] = ()  # --tasks-dir: user task folders searched before $HARNESS_TASKS_PATH and tasks/
 
     def __post_init__(self):
         if not self.tasks:
@@ -101,6 +102,7 @@ class RunConfig:
             raise HarnessError(f"--workers: need at least 1, got {self.workers}")
         if self.shard_retries < 1:
             raise HarnessError(f"--shard-retries: need at least 1, got {self.shard_retries}")
+        check_device(self.device, here=self.executor is ExecutorKind.LOCAL)
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
         """(setting, k, seed) for every prompt variant of an example; ZS has one seed.
@@ -119,6 +121,33 @@ class RunConfig:
                 case Setting.FT:  # the zero-shot prompt, scored by the model fine-tuned on the task
                     plans.append((setting, 0, 0))
         return plans
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")  # torch device types --device accepts, with an optional :N index
+
+
+def check_device(device: str, here: bool = True) -> None:
+    """One line for a --device that is not a torch device, or (when the model runs in this process, `here`)
+    one this machine does not have. torch is imported only for a device other than the CPU."""
+    kind, colon, index = device.partition(":")
+    if kind in DEVICE_TYPES and colon and not index.isdigit():
+        raise HarnessError(f"--device {device!r}: after ':' comes a device number, as in {kind}:0")
+    if kind not in DEVICE_TYPES:
+        from harness.errors import suggest
+
+        hint = suggest(kind, DEVICE_TYPES) or f" (known: {', '.join(DEVICE_TYPES)}, each with an optional :N)"
+        raise HarnessError(f"--device {device!r}: not a torch device{hint}")
+    if kind == "cpu" or not here:
+        return
+    import torch
+
+    backend = getattr(torch, kind, None) if kind != "mps" else torch.backends.mps
+    count = (backend.device_count() if hasattr(backend, "device_count") else 1) if backend and backend.is_available() else 0
+    if count == 0:
+        raise HarnessError(f"--device {device}: no {kind.upper()} device on this machine (torch {torch.__version__}); "
+                           "use --device cpu")
+    if index and int(index) >= count:
+        raise HarnessError(f"--device {device}: this machine has {count} {kind} device(s), numbered 0 to {count - 1}")
 
 
 def parse_settings(text: str) -> tuple[Setting, ...]:

@@ -14,8 +14,9 @@ class HarnessError(Exception):
 
 
 def suggest(name: str, known: Iterable[str]) -> str:
-    """' (did you mean: a, b?)' for close matches of `name` among `known`, else ''."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    """' (did you mean: a, b?)' for close matches of `name` among `known`, else ''. Short names (3 characters
+    or fewer: 'xs' for 'zs') are close at one changed character, which the usual 0.6 similarity misses."""
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5 if len(name) <= 3 else 0.6)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
 
 
@@ -36,3 +37,10 @@ def say(message: str) -> None:
     import sys
 
     print(f"[harness] {message}", file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """A fallback the run took, on stderr: `warning: message` (also recorded in run.json and the report)."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
-from harness.errors import HarnessError, say
+from harness.errors import HarnessError, say, warn
 from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
 from harness.lineage import lineage_summary
@@ -27,7 +27,7 @@ from harness.models.registry import check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
 from harness.score import needs_unconditional, score_task
-from harness.tasks.catalog import expand_suites, resolve_task
+from harness.tasks.catalog import expand_suites, resolve_task, search_path, shadowing
 from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
 from harness.tasks.prompts import build_prompt, check_pool, fit_prompt
@@ -43,6 +43,7 @@ class PreparedTask:
     prompts: tuple[tuple[Prompt, Rendered], ...]  # every example x (setting, k, seed), with its rendered example
     train: Split | None = None  # the FT setting's training data, when it was asked for and exists
     unavailable: tuple[tuple[Setting, int, str], ...] = ()  # (setting, k, reason): shown as n/a, never a gap
+    warnings: tuple[str, ...] = ()  # fallbacks taken (demonstrations from the eval split, no train split)
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,34 @@ class RunOutput:
     seconds: float
     git: dict[str, Any] = field(default_factory=dict)  # the checkout's state when the run started
     finetune: dict[str, dict] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
+    warnings: tuple[str, ...] = ()  # every task's fallbacks: stderr, run.json "warnings", the report's Warnings
 
 
 def prepare(config: RunConfig) -> list[PreparedTask]:
     """Load and check every task, its data and its prompts, before any model work."""
-    data_dir = resolve_data_dir(config.data_dir)
-    specs = [resolve_task(name, data_dir=data_dir) for name in expand_suites(config.tasks, data_dir=data_dir)]
+    data_dir, dirs = resolve_data_dir(config.data_dir), search_path(config.tasks_dirs)
+    names = expand_suites(config.tasks, dirs, data_dir)
+    for line in shadowing(dirs, {*config.tasks, *names}):
+        say(line)
+    specs = [resolve_task(name, dirs, data_dir) for name in names]
     for spec in specs:  # results are keyed by task name (e.g. tasks/piqa.toml and lmeval:piqa.yaml are both piqa)
         same = sorted({str(Path(other.path).resolve()) for other in specs if other.name == spec.name})
         if len(same) > 1:
             raise HarnessError(f"--tasks: {len(same)} tasks are named {spec.name!r} ({', '.join(same)}); "
                                "their results would mix: run them separately")
-    return [_prepare_task(spec, data_dir, config) for spec in specs]
+    tasks = [_prepare_task(spec, data_dir, config) for spec in specs]
+    for message in dict.fromkeys(w for t in tasks for w in t.warnings):
+        warn(message)
+    return tasks
 
 
 def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> PreparedTask:
     data = load_task_data(spec, data_dir)
     examples = data.eval.examples[: config.limit]
     plans, train, unavailable = _applicable(spec, data, data_dir, config)
+    warnings = [data.warning] if data.warning and any(k > 0 for _, k, _ in plans) else []
+    warnings += [f"task {spec.name}: FT not run: {reason}" for s, _, reason in unavailable
+                 if s is Setting.FT and spec.data.train_split is not None]
     for _, k, _ in plans:
         check_pool(spec, data.demos.examples, data.demos is data.eval, k)
     memo: dict[str, Rendered] = {}  # example id -> its rendering: each example is rendered once
@@ -86,7 +97,7 @@ def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> P
         rendered(ex)
     prompts = tuple((build_prompt(spec, ex, setting, k, seed, data.demos.examples, rendered), r)
                     for ex, r in zip(examples, eval_rendered, strict=True) for setting, k, seed in plans)
-    return PreparedTask(spec, data, examples, prompts, train, tuple(unavailable))
+    return PreparedTask(spec, data, examples, prompts, train, tuple(unavailable), tuple(warnings))
 
 
 def touched(train: Split | None, data: TaskData) -> tuple[Example, ...]:
@@ -156,7 +167,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     described = model.describe()
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
     return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
-                     described, time.time() - started, git, lineages)
+                     described, time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings))
 
 
 def executor_for(config: RunConfig) -> Executor:

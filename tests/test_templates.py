@@ -183,10 +183,10 @@ def test_validate_checks_every_split_and_shows_the_gold_answer(tmp_path, capsys)
     assert "checked: all 12 examples of split 'train' render" in out
     assert "--- continuation: ' first answer 0'   <- gold" in out and "--- gold: choice 0 of 2: 'first answer 0'" in out
     rows = [r | {"goal": "Train " + r["goal"]} for r in MC_ROWS]
-    rows[9] = {k: v for k, v in rows[9].items() if k != "sol1"}  # the loader reads a key absent from a row as null
+    rows[9] = {k: v for k, v in rows[9].items() if k != "sol1"}  # a key absent from one row
     path = run_env(tmp_path, rows)
     assert main(["validate", str(path), "--data-dir", str(tmp_path / "data")]) == 2
-    assert "prompt.choices[0]: $sol1 is null (or missing) in example train-9" in capsys.readouterr().err
+    assert "prompt.choices[0]: $sol1: example train-9 has no field 'sol1' (its fields: goal, sol2, label)" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")

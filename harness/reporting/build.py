@@ -48,6 +48,7 @@ class Report:
     band_source: Source | None = None
     changes: tuple[Comparison, ...] = ()  # the examples behind a difference
     params: dict | None = None  # model -> parameters (run.json), for the scale figures
+    warnings: tuple[str, ...] = ()  # fallbacks the runs took (run.json "warnings"), shown before the scores
 
 
 def model_params(models: dict[str, dict] | None) -> dict[str, float]:
@@ -58,7 +59,7 @@ def model_params(models: dict[str, dict] | None) -> dict[str, float]:
 
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
                  finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
-                 published_dir=None) -> Report:
+                 published_dir=None, warnings=()) -> Report:
     """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables;
     `models`: model -> run.json's "model" record (its "parameters" place it on the scale figures);
     `published_dir`: the folder of gpt3_table_h1.csv (default: gpt3.resolve_published_dir)."""
@@ -77,7 +78,8 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
     return Report(title, cells, paired, main, legend, sweep_grid(cells) if has_sweep(cells) else None,
                   significance_grid(paired, legend) if not paired.empty else None, published, sources,
                   _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}), bands, h1,
-                  gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models))
+                  gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models),
+                  tuple(warnings))
 
 
 def _findings(paired: pd.DataFrame) -> tuple[str, ...]:

@@ -46,6 +46,8 @@ def render_markdown(report: Report, figures=(), root: Path | None = None) -> str
     lines = [f"# {report.title}", ""]
     if report.legend:
         lines += ["Models: " + "; ".join(f"{k} = {m}" for k, m in report.legend.items()), ""]
+    if report.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     lines += [markdown(report.main), "", CELL_LEGEND, ""]
     lines += ["## Is the difference real?", ""] + summary_lines(report) + [""]
     if report.significance is not None:
@@ -137,6 +139,8 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
              f"<style>{CSS}{EXAMPLES_CSS if report.changes else ''}</style></head><body>", f"<h1>{esc(report.title)}</h1>"]
     if report.legend:
         parts.append("<p>Models: " + "; ".join(f"<b>{esc(k)}</b> = {esc(m)}" for k, m in report.legend.items()) + "</p>")
+    if report.warnings:
+        parts += ["<h2>Warnings</h2>", f"<ul>{_paragraphs(report.warnings)}</ul>"]
     parts += ["<h2>Scores</h2>", html_table(report.main, "scores main"), f'<p class="legend">{esc(CELL_LEGEND)}</p>',
               "<h2>Is the difference real?</h2>", f"<p>{esc(summary[0])}</p>",
               f"<ul>{_paragraphs(line.removeprefix('- ') for line in summary[1:])}</ul>"]
@@ -164,10 +168,10 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
 
 def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None, title: str,
                  finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
-                 published_dir=None) -> list[Path]:
+                 published_dir=None, warnings=()) -> list[Path]:
     """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths.
     `models`: model -> run.json "model" record; `published_dir`: where gpt3_table_h1.csv is (build_report)."""
-    report = build_report(frame, samples, title, finetune, models, published_dir)
+    report = build_report(frame, samples, title, finetune, models, published_dir, warnings)
     folder.mkdir(parents=True, exist_ok=True)
     figures = [p for p in [summary_figure(report.cells, report.paired, folder / "plots" / "summary.png")] if p]
     figures += sweep_figures(report.cells, folder / "plots")

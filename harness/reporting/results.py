@@ -56,7 +56,7 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
         samples = samples_frame(output.samples, output.model.get("name", folder.name))
         name = output.model.get("name", folder.name)
         write_report(tmp, frame, samples, title=f"Run {folder.name}", finetune={name: output.finetune},
-                     models={name: output.model})  # report.md, .tex, .html, plots/
+                     models={name: output.model}, warnings=output.warnings)  # report.md, .tex, .html, plots/
     return frame
 
 
@@ -88,4 +88,5 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "platform": platform.platform(),
         "git": output.git,
         "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
+        "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
     }

@@ -1,8 +1,12 @@
-"""Examples for a task: from the local data dir (datasets' json loader) or the hub when online.
+"""Examples for a task: from the local data dir (JSON lines, read here) or the hub when online.
 
 Data dir: --data-dir, else $HARNESS_DATA_DIR, else the `shared/data` folder beside (or inside) the
 checkout when it exists. A task's local files live at <data dir>/<data.local>/<file>, where <file>
 is `data.files.<split>` or `<split>.jsonl` (`.jsonl.gz` also accepted).
+
+A split the task file names but the data lacks is an error with the splits found when it looks like a typo (a
+close match exists, or no hub could have it); the one quiet-looking fallback, demonstrations from the eval split,
+is a warning (TaskData.warning) that the run prints and records.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ import gzip
 import hashlib
 import json
 import string
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.tasks import bigbench, bigbench_generative, jinja
-from harness.errors import HarnessError
+from harness.errors import HarnessError, suggest
 from harness.records import Example
 from harness.files import shared_folder
 from harness.tasks.spec import TaskSpec
@@ -36,6 +41,7 @@ class TaskData:
     eval: Split
     demos: Split  # the demonstration pool (may be the eval split itself)
     note: str  # how the demo pool was chosen, when it is not data.demo_split
+    warning: str = ""  # set when the demo pool is a fallback (the eval split): said on stderr, in run.json, in reports
 
 
 def resolve_data_dir(flag: str | Path | None = None) -> Path | None:
@@ -54,16 +60,68 @@ def local_file(task: TaskSpec, split: str, data_dir: Path | None) -> Path | None
 
 
 def load_task_data(task: TaskSpec, data_dir: Path | None) -> TaskData:
-    """The eval split and the demonstration pool of a task."""
+    """The eval split and the demonstration pool of a task. Named splits that look like typos fail here."""
+    check_folder(task, data_dir)
+    for key in ("eval_split", "demo_split", "train_split"):
+        check_split(task, key, data_dir)
     eval_split = load_split(task, task.data.eval_split, data_dir)
     wanted = task.data.demo_split
-    if wanted is None or wanted == eval_split.name:
-        return TaskData(eval_split, eval_split, "demonstrations from the eval split, never the example itself")
+    same = "demonstrations from the eval split, never the example itself"
+    if wanted == eval_split.name:
+        return TaskData(eval_split, eval_split, same)
+    if wanted is None:  # BIG-bench draws its demonstrations from the task's examples by design: no warning
+        bigbench_protocol = task.preprocess in (bigbench.PREPROCESS, bigbench_generative.PREPROCESS)
+        warning = "" if bigbench_protocol else f"task {task.name}: no data.demo_split: {same} ({eval_split.name!r})"
+        return TaskData(eval_split, eval_split, same, warning)
     eval_is_local = eval_split.sha256 is not None
     if eval_is_local and local_file(task, wanted, data_dir) is None:  # offline: stay local
-        note = f"demo split {wanted!r} not in the data dir: demonstrations from the eval split, never the example itself"
-        return TaskData(eval_split, eval_split, note)
+        found = ", ".join(local_splits(task, data_dir)) or "none"
+        note = f"demo split {wanted!r} not in the data dir (splits found: {found}): {same}"
+        return TaskData(eval_split, eval_split, note, f"task {task.name}: {note}")
     return TaskData(eval_split, load_split(task, wanted, data_dir), "")
+
+
+COMMON_SPLITS = ("train", "validation", "test", "dev")  # names a hub dataset may hold that the data dir lacks
+
+
+def local_splits(task: TaskSpec, data_dir: Path | None) -> list[str]:
+    """The splits the task's local folder holds: data.files entries that exist, and every <name>.jsonl(.gz)."""
+    if data_dir is None or task.data.local is None or not (data_dir / task.data.local).is_dir():
+        return []
+    folder = data_dir / task.data.local
+    names = {split for split, file in task.data.files.items() if (folder / file).is_file()}
+    for path in folder.iterdir():
+        for ending in (".jsonl", ".jsonl.gz"):
+            if path.name.endswith(ending) and path.is_file():
+                names.add(path.name.removesuffix(ending))
+    return sorted(names)
+
+
+def check_folder(task: TaskSpec, data_dir: Path | None) -> None:
+    """A data.local folder that is missing while one differing only in case (or close) exists is a typo."""
+    if data_dir is None or task.data.local is None or (data_dir / task.data.local).is_dir():
+        return
+    folders = [p.name for p in data_dir.iterdir() if p.is_dir()]
+    same_case = [name for name in folders if name.lower() == task.data.local.lower()]
+    hint = f" (did you mean: {', '.join(same_case)}?)" if same_case else suggest(task.data.local, folders)
+    if hint:
+        raise HarnessError(f"{task.path}: data.local {task.data.local!r}: no such folder in {data_dir}{hint}")
+
+
+def check_split(task: TaskSpec, key: str, data_dir: Path | None) -> None:
+    """A split named by data.<key> that the local folder lacks: an error when it is a close match of a split
+    found there (a typo), or when the task has no hub id and the name is not a common split name (nothing could
+    hold it; an eval split always). Otherwise the hub may have it, or a missing demo split falls back (a warning)."""
+    split = getattr(task.data, key)
+    found = local_splits(task, data_dir)
+    if split is None or split in found or not found:
+        return
+    hint = suggest(split, found)
+    if not hint and (task.data.hub is not None or split in COMMON_SPLITS and key != "eval_split"):
+        return
+    folder = data_dir / task.data.local
+    raise HarnessError(f"{task.path}: data.{key} {split!r}: no such split in {folder} "
+                       f"(splits found: {', '.join(found)}){hint}")
 
 
 def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
@@ -103,33 +161,44 @@ def check_fields(task: TaskSpec, example: Example, source: str) -> None:
 
 
 def _read_local(path: Path) -> list[dict]:
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    """The rows of a JSON lines file (gzipped when it ends in .gz), in order; one line naming file:line on any fault."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    rows = []
     try:
-        return datasets.load_dataset("json", data_files=str(path), split="train").to_list()
-    except Exception as e:  # find the offending line ourselves: datasets does not say where
-        _find_bad_line(path)
-        raise HarnessError(f"{path}: could not be read as JSON lines: {type(e).__name__}: {e}") from None
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                rows += _parse_line(path, number, raw)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise HarnessError(f"{path}: truncated or corrupt gzip file ({e}); copy or download it again") from None
+    if not rows:
+        raise HarnessError(f"{path}: empty file: no JSON lines; fill it or point data.files elsewhere")
+    return rows
 
 
-def _find_bad_line(path: Path) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise HarnessError(f"{path}:{number}: malformed JSON line: {e.msg}") from None
-            if not isinstance(row, dict):
-                raise HarnessError(f"{path}:{number}: each line must be a JSON object")
+def _parse_line(path: Path, number: int, raw: bytes) -> list[dict]:
+    """[the row of one line], or [] for a blank line."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
+        raw = raw[3:]
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HarnessError(f"{path}:{number}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                           "save the file as UTF-8") from None
+    if not line.strip():
+        return []
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise HarnessError(f"{path}:{number}: malformed JSON line: {e.msg} (column {e.colno})") from None
+    if not isinstance(row, dict):
+        raise HarnessError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
+    return [row]
 
 
 def _read_hub(task: TaskSpec, split: str, data_dir: Path | None) -> list[dict]:
     looked = f"{data_dir / task.data.local}" if data_dir and task.data.local else "no data dir"
+    if data_dir and task.data.local and (data_dir / task.data.local).is_dir():
+        looked += f"; splits found: {', '.join(local_splits(task, data_dir)) or 'none'}"
     hint = f"put {split}.jsonl under <data dir>/{task.data.local} and pass --data-dir or set ${DATA_DIR_ENV}"
     if task.data.hub is None:
         raise HarnessError(f"task {task.name}: split {split!r} not found locally ({looked}) and the task has no hub id; {hint}")

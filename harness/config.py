@@ -69,11 +69,11 @@ class RunConfig:
     limit: int | None = 20  # first N examples of each eval split (a quick look); None = all
     data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
     output_dir: Path = Path("results")
-    run_name: str | None = None  # default: <UTC time>-<model>
+    run_name: str | None = None  # a plain folder name; default: <UTC time>-<model>, then -2, -3, ... if taken
     batch_tokens: int = 0  # padded tokens per forward pass; 0 = by device: 1024 on CPU, 8192 otherwise
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
-    cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
+    cache: bool = True  # reuse and save results in the user's result cache (files.result_cache_path)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
     executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes
     workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda
@@ -101,6 +101,8 @@ class RunConfig:
             raise HarnessError(f"--workers: need at least 1, got {self.workers}")
         if self.shard_retries < 1:
             raise HarnessError(f"--shard-retries: need at least 1, got {self.shard_retries}")
+        if self.run_name is not None:
+            check_run_name(self.run_name)
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
         """(setting, k, seed) for every prompt variant of an example; ZS has one seed.
@@ -119,6 +121,19 @@ class RunConfig:
                 case Setting.FT:  # the zero-shot prompt, scored by the model fine-tuned on the task
                     plans.append((setting, 0, 0))
         return plans
+
+
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name: never a path (no / or \\, not . or ..), never hidden (.tmp-, .finetune
+    are harness's own), never empty, at most 200 bytes (room for the temporary folder's prefix and suffix)."""
+    problems = [(not name.strip(), "is empty"),
+                ("/" in name or "\\" in name or name in (".", ".."), "must be a plain folder name, not a path"),
+                (name.startswith("."), "must not start with '.' (hidden names are harness's own)"),
+                (any(ord(c) < 32 for c in name), "must not contain control characters"),
+                (len(name.encode()) > 200, "is longer than 200 bytes")]
+    problem = next((what for bad, what in problems if bad), None)
+    if problem:
+        raise HarnessError(f"--run-name {name!r}: {problem}; give a name like 'gpt2-piqa'")
 
 
 def parse_settings(text: str) -> tuple[Setting, ...]:

@@ -135,12 +135,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.reporting.results import run_folder, write_run
 
     config = config_from_args(args)
+    made = not Path(config.output_dir).exists()
     folder = run_folder(config)  # checked writable and reserved before any model work
     try:
         output = run(config)
         write_run(output, config, folder)
     finally:
         release(folder)
+        if made and not any(folder.parent.iterdir()):  # a failed run leaves no empty --output-dir behind
+            folder.parent.rmdir()
     print((folder / "report.md").read_text())
     print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/) in {output.seconds:.0f} s")
     return 0

@@ -72,22 +72,21 @@ def atomic_folder(target: Path, prefix: str = ".tmp-") -> Iterator[Path]:
 
 
 def why(error: OSError) -> str:
-    """What a failed write means, in words: disk full, file size limit, read-only, permission, or the OS's text."""
+    """What a failed write means, in words: disk full, quota, file size limit, read-only, or the OS's own text."""
     reasons = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
-               errno.EFBIG: "file size limit reached (ulimit -f)", errno.EROFS: "read-only file system",
-               errno.EACCES: "permission denied", errno.EPERM: "not permitted"}
+               errno.EFBIG: "file size limit reached (ulimit -f)", errno.EROFS: "read-only file system"}
     return reasons.get(error.errno) or error.strerror or type(error).__name__
 
 
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)  # a write failed for want of room or rights
 
 
-def check_writable(folder: Path, what: str) -> None:
-    """Fail in one line naming `what` (the flag or variable that chose `folder`) unless `folder` exists or can be
-    made, a file can be created in it and removed, and MIN_FREE bytes are free there."""
+def check_writable(folder: Path, what: str, advice: str = "choose another folder") -> None:
+    """Fail in one line naming `what` (the flag or variable that chose `folder`) and saying what to do unless
+    `folder` exists or can be made, a file can be created in it and removed, and MIN_FREE bytes are free there."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise HarnessError(f"{what} {folder}: is a file, not a folder; choose a folder")
+        raise HarnessError(f"{what} {folder}: is a file, not a folder; {advice}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-")
@@ -98,11 +97,10 @@ def check_writable(folder: Path, what: str) -> None:
             os.unlink(probe)
         free = shutil.disk_usage(folder).free
     except OSError as e:
-        raise HarnessError(f"{what} {folder}: cannot write there ({why(e)}: {e.strerror or e}); choose a "
-                           "writable folder") from None
+        raise HarnessError(f"{what} {folder}: cannot create it or write there ({why(e)}); {advice}") from None
     if free < MIN_FREE:
         raise HarnessError(f"{what} {folder}: only {free / 2**20:.1f} MB free (a run needs {MIN_FREE // 2**20} MB); "
-                           "free some space or choose another folder")
+                           f"free some space or {advice}")
 
 
 _CLAIMS: dict[Path, int] = {}  # folder -> descriptor of the lock file this process holds for it

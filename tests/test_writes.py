@@ -80,9 +80,9 @@ def test_an_unusable_output_folder_fails_before_model_work(task_env, tiny_gpt2_d
                                                            case):
     out, message = {
         "file": ("a-file", "is a file, not a folder"),
-        "missing-under-proc": ("/proc/harness-test-out", "cannot write there"),
-        "proc-self": ("/proc/self", "cannot write there"),
-        "read-only": ("results", "cannot write there (read-only file system"),
+        "missing-under-proc": ("/proc/harness-test-out", "cannot create it or write there"),
+        "proc-self": ("/proc/self", "cannot create it or write there"),
+        "read-only": ("results", "cannot create it or write there (read-only file system)"),
         "nearly-full": ("results", "only 10.0 MB free (a run needs 64 MB)"),
     }[case]
     (task_env["root"] / "a-file").write_text("not a folder")
@@ -102,9 +102,9 @@ def test_an_unusable_output_folder_fails_before_model_work(task_env, tiny_gpt2_d
 def test_an_unwritable_result_cache_fails_before_model_work_and_no_cache_still_runs(task_env, tiny_gpt2_dir, capsys,
                                                                                      monkeypatch, no_model):
     monkeypatch.setenv("HARNESS_RESULT_CACHE", "/proc/self/harness/results.sqlite")
-    line = one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, "cannot write there")
-    assert line.startswith("error: result cache (HARNESS_RESULT_CACHE) /proc/self/harness:")
-    assert leftovers(task_env["root"] / "results") == []
+    line = one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, "cannot create it or write there")
+    assert line.startswith("error: result cache ($HARNESS_RESULT_CACHE) /proc/self/harness:")
+    assert not (task_env["root"] / "results").exists()  # the --output-dir it made is removed again
     from harness.models.registry import load_model
 
     monkeypatch.setattr("harness.pipeline.load_model", load_model)  # the model may load now
@@ -128,7 +128,7 @@ def test_disk_full_while_saving_results_stops_in_one_line_and_keeps_what_was_sav
 
     monkeypatch.setattr(cache_module.ResultCache, "_write", filling)
     line = one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, "database or disk is full")
-    assert "the 8 results saved before are kept" in line and "rerun the same command to resume" in line
+    assert "the 8 results this run saved before are kept" in line and "rerun the same command to resume" in line
     results = task_env["root"] / "results"
     assert not (results / "r").exists() and leftovers(results) == []
     with sqlite3.connect(result_cache) as db:
@@ -154,7 +154,7 @@ def test_a_failed_run_folder_write_leaves_nothing_and_the_rerun_is_served_from_t
     monkeypatch.setattr(written, "write_report", full)
     line = one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, f"could not write the run folder ({words}")
     assert line.startswith(f"error: --output-dir {task_env['root'] / 'results'}: ")
-    assert "the results are in the result cache: rerun the same command" in line
+    assert "the results are in the result cache: fix that and rerun the same command" in line
     results = task_env["root"] / "results"
     assert not (results / "r").exists() and leftovers(results) == []  # no .tmp-r-*, no lock file
 
@@ -291,7 +291,7 @@ def test_cache_info_and_clear(task_env, tiny_gpt2_dir, capsys, result_cache):
     rows = [line.split() for line in lines[2:]]
     assert sorted((r[0], r[1], r[2]) for r in rows) == sorted((str(tiny_gpt2_dir), fp[:16], str(n)) for fp in models)
 
-    one_line_error(main(["cache", "clear", "--model", "gpt2-tiny"]), capsys, "unknown --model")
+    one_line_error(main(["cache", "clear", "--model", "gpt2-tiny"]), capsys, "--model gpt2-tiny: no results in the cache for it")
     first, second = models
     assert main(["cache", "clear", "--model", second[:12]]) == 0
     out = capsys.readouterr().out

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import HarnessError, first_line, unknown
+from harness.errors import HarnessError, first_line, suggest
 from harness.execution.plan import Unit
-from harness.files import RESULT_CACHE_ENV, check_writable
+from harness.files import CACHE_ENV, RESULT_CACHE_ENV, check_writable
 from harness.records import GenerateResult, LoglikelihoodResult, RequestKind, Result, RollingResult
 
 SCHEMA = 3  # bump when a result record or the content key changes: older entries are then not reused
@@ -47,7 +48,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def open_checked(path: Path) -> None:
     """Before any model work: the cache's folder is writable with room to spare, and the file opens as a cache."""
-    check_writable(path.parent, f"result cache ({RESULT_CACHE_ENV})")
+    chosen_by = f"${RESULT_CACHE_ENV}" if os.environ.get(RESULT_CACHE_ENV) else f"${CACHE_ENV}"
+    check_writable(path.parent, f"result cache ({chosen_by})", f"set {chosen_by} elsewhere or run with --no-cache")
     try:
         _connect(path).close()
     except sqlite3.Error as e:
@@ -90,9 +92,9 @@ class ResultCache:
         try:
             self._write(rows)
         except sqlite3.Error as e:
-            raise HarnessError(f"result cache {self.path}: could not save results ({first_line(e)}); the "
-                               f"{self.saved} results saved before are kept: {_ADVICE}, then rerun the same command "
-                               "to resume") from None
+            kept = f"the {self.saved} results this run saved before are kept" if self.saved else "none saved yet"
+            raise HarnessError(f"result cache {self.path}: could not save results ({first_line(e)}); {kept}: "
+                               f"{_ADVICE}, then rerun the same command to resume") from None
         self.saved += len(rows)
 
     def _write(self, rows: list[tuple[str, str, str]]) -> None:
@@ -113,7 +115,11 @@ def _on_disk(path: Path) -> int:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 2**20:.1f} MB"
+    """A size in KB, MB or GB, whichever reads best."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size / 2**10:.0f} KB"
 
 
 def info(path: Path) -> str:
@@ -145,8 +151,9 @@ def clear(path: Path, model: str | None = None) -> str:
         else:
             chosen = {fp: name for fp, name in models.items() if model in (name, fp) or fp.startswith(model)}
             if not chosen:
-                raise unknown("--model (no results in the cache for it; see harness cache info)", model,
-                              set(models.values()))
+                known = sorted(set(models.values()))
+                hint = suggest(model, known) or f" (models with results: {', '.join(known) or 'none'})"
+                raise HarnessError(f"--model {model}: no results in the cache for it{hint}; see harness cache info")
         which = f"WHERE fingerprint IN ({','.join('?' * len(chosen))})" if model else ""
         with db:
             removed = db.execute(f"DELETE FROM entries {which}", list(chosen) if model else []).rowcount

@@ -62,17 +62,17 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
     """Write every file of the run into `folder`, atomically; a failed write (disk full, file size limit, a folder
     made at `folder` meanwhile) is one line, leaves nothing behind, and gives up the folder's reservation."""
     frame = scores_frame(output, folder.name)
-    kept = ("the results are in the result cache: rerun the same command" if config.cache
-            else "nothing was kept (--no-cache)")
+    kept = ("the results are in the result cache: fix that and rerun the same command" if config.cache
+            else "with --no-cache the results are lost: fix that and rerun")
     try:
         with atomic_folder(folder) as tmp:
             _write_files(tmp, frame, output, config, folder.name)
     except OSError as e:
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and e.filename2 and Path(e.filename2) == folder:
-            raise HarnessError(f"--run-name: {folder} appeared during the run (made by another program); {kept} "
-                               "with another --run-name") from None
-        raise HarnessError(f"--output-dir {folder.parent}: could not write the run folder ({why(e)}: "
-                           f"{e.filename or e}); nothing was left there; {kept} once that is fixed") from None
+            raise HarnessError(f"--run-name: {folder} appeared during the run (made by another program); the results "
+                               "are in the result cache: rerun with another --run-name") from None
+        raise HarnessError(f"--output-dir {folder.parent}: could not write the run folder ({why(e)}"
+                           f"{f': {e.filename}' if e.filename else ''}); nothing was left there; {kept}") from None
     finally:
         release(folder)
     return frame

@@ -338,3 +338,15 @@ def test_runs_at_the_same_time_share_one_cache_safely(tmp_path):
     cache = cache_module.ResultCache(path, "a", "a")
     assert cache.db.execute("PRAGMA busy_timeout").fetchone() == (cache_module.BUSY_SECONDS * 1000,)
     cache.close()
+
+
+def test_a_full_disk_anywhere_else_is_one_line_too(task_env, tiny_gpt2_dir, capsys, monkeypatch):
+    """A write outside the cache and the run folder (a model converted into $HARNESS_CACHE, say) that fails for
+    want of room is one line naming the file, not a traceback."""
+    def converting(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/cache/models/x/model.safetensors")
+
+    monkeypatch.setattr("harness.pipeline.load_model", converting)
+    one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys,
+                   "could not write /cache/models/x/model.safetensors (disk full)")
+    assert not (task_env["root"] / "results").exists()

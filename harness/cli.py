@@ -1,4 +1,4 @@
-"""Command line: `harness run | list | validate | report | compare | finetune | pretrain`. Flags map 1:1
+"""Command line: `harness run | list | validate | report | compare | cache | finetune | pretrain`. Flags map 1:1
 onto RunConfig, FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields."""
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from harness.config import (
     parse_settings,
 )
 from harness.errors import HarnessError
+from harness.files import WRITE_ERRNOS, release, result_cache_path, why
+from harness.interrupt import describe, exit_code, sigterm_as_interrupt
 
 TASKS_DIR_HELP = ("a folder of your own task files (and suites/), searched before the built-in tasks; repeat it or "
                   "join folders with the path separator (default: $HARNESS_TASKS_PATH)")
@@ -41,13 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the checkout)")
     run.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
     run.add_argument("--output-dir", type=Path, default=defaults.output_dir, help="where run folders go (default: %(default)s)")
-    run.add_argument("--run-name", default=None, help="run folder name (default: <UTC time>-<model>)")
+    run.add_argument("--run-name", default=None,
+                     help="run folder name, a plain name (default: <UTC time>-<model>, with -2, -3, ... when taken)")
     run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = 1024 on CPU, 8192 on accelerators (default: %(default)s)")
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
-                     help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
+                     help="neither reuse nor save results in the result cache, $HARNESS_CACHE/results.sqlite "
+                     "(default: cache on; see harness cache info)")
     cluster = run.add_argument_group("cluster (README: Running on a cluster)")
     cluster.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.LOCAL,
                          metavar="{local,ray}", help="who runs the requests: this process, or a Ray cluster with the "
@@ -84,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     imports = sub.add_parser("import-lmeval", help="translate an lm-evaluation-harness task YAML into a task file")
     imports.add_argument("yaml", type=Path, metavar="PATH.yaml")
     imports.add_argument("--out", type=Path, default=None, help="the task file to write (default: tasks/<task>.toml)")
+
+    cache = sub.add_parser("cache", help="the per-user result cache: where it is and what it holds, or clear it")
+    cache.add_argument("action", choices=["info", "clear"], help="info: path, size, results per model; clear: remove")
+    cache.add_argument("--model", default=None, help="clear: only this model's results (a name or fingerprint shown "
+                       "by info; default: all)")
 
     add_finetune_parser(sub)
     add_pretrain_parser(sub)
@@ -147,9 +156,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.reporting.results import run_folder, write_run
 
     config = config_from_args(args)
-    folder = run_folder(config)
-    output = run(config)
-    write_run(output, config, folder)
+    made = not Path(config.output_dir).exists()
+    folder = run_folder(config)  # checked writable and reserved before any model work
+    try:
+        output = run(config)
+        write_run(output, config, folder)
+    finally:
+        release(folder)
+        if made and not any(folder.parent.iterdir()):  # a failed run leaves no empty --output-dir behind
+            folder.parent.rmdir()
     print((folder / "report.md").read_text())
     print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/) in {output.seconds:.0f} s")
     return 0
@@ -178,6 +193,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reporting.runs import load_run
 
     print(compare_text(load_run(args.run_a), load_run(args.run_b)))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from harness.execution.cache import clear, info
+
+    if args.model is not None and args.action != "clear":
+        raise HarnessError("--model: only with harness cache clear")
+    print(info(result_cache_path()) if args.action == "info" else clear(result_cache_path(), args.model))
     return 0
 
 
@@ -309,27 +333,41 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     config = pretrain_config_from_args(args)
     try:
         folder = pretrain(config)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"interrupted: rerun the same command to resume from {config.out / CHECKPOINT}", file=sys.stderr)
-        return 130
+        return exit_code(e)
     print(f"wrote {folder} (loss curve: {config.out / 'loss.csv'}, loss.png); "
           f"evaluate it with: harness run --model reference:{folder}")  # fmt: skip
     return 0
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    if args.command != "run":
+        return "stopped"
+    return ("no run folder was written; finished results are in the result cache: rerun the same command to resume"
+            if args.cache else "no run folder was written (--no-cache: nothing was kept)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "report": cmd_report,
-                "compare": cmd_compare, "finetune": cmd_finetune, "pretrain": cmd_pretrain,
+                "compare": cmd_compare, "cache": cmd_cache, "finetune": cmd_finetune, "pretrain": cmd_pretrain,
                 "import-lmeval": cmd_import_lmeval}
     try:
-        return handlers[args.command](args)
+        with sigterm_as_interrupt():
+            return handlers[args.command](args)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: no run folder was written", file=sys.stderr)
-        return 130
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: could not write {e.filename or ''} ({why(e)}): free some space or fix the folder, then rerun",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted ({describe(e)}): {_interrupted(args)}", file=sys.stderr)
+        return exit_code(e)
 
 
 if __name__ == "__main__":

@@ -69,11 +69,11 @@ class RunConfig:
     limit: int | None = 20  # first N examples of each eval split (a quick look); None = all
     data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
     output_dir: Path = Path("results")
-    run_name: str | None = None  # default: <UTC time>-<model>
+    run_name: str | None = None  # a plain folder name; default: <UTC time>-<model>, then -2, -3, ... if taken
     batch_tokens: int = 0  # padded tokens per forward pass; 0 = by device: 1024 on CPU, 8192 otherwise
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
-    cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
+    cache: bool = True  # reuse and save results in the user's result cache (files.result_cache_path)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
     executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes
     workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda
@@ -103,6 +103,8 @@ class RunConfig:
         if self.shard_retries < 1:
             raise HarnessError(f"--shard-retries: need at least 1, got {self.shard_retries}")
         check_device(self.device, here=self.executor is ExecutorKind.LOCAL)
+        if self.run_name is not None:
+            check_run_name(self.run_name)
 
     def prompt_plans(self) -> list[tuple[Setting, int, int]]:
         """(setting, k, seed) for every prompt variant of an example; ZS has one seed.
@@ -148,6 +150,17 @@ def check_device(device: str, here: bool = True) -> None:
                            "use --device cpu")
     if index and int(index) >= count:
         raise HarnessError(f"--device {device}: this machine has {count} {kind} device(s), numbered 0 to {count - 1}")
+def check_run_name(name: str) -> None:
+    """A run name is one plain folder name: never a path (no / or \\, not . or ..), never hidden (.tmp-, .finetune
+    are harness's own), never empty, at most 200 bytes (room for the temporary folder's prefix and suffix)."""
+    problems = [(not name.strip(), "is empty"),
+                ("/" in name or "\\" in name or name in (".", ".."), "must be a plain folder name, not a path"),
+                (name.startswith("."), "must not start with '.' (hidden names are harness's own)"),
+                (any(ord(c) < 32 for c in name), "must not contain control characters"),
+                (len(name.encode()) > 200, "is longer than 200 bytes")]
+    problem = next((what for bad, what in problems if bad), None)
+    if problem:
+        raise HarnessError(f"--run-name {name!r}: {problem}; give a name like 'gpt2-piqa'")
 
 
 def parse_settings(text: str) -> tuple[Setting, ...]:

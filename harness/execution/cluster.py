@@ -146,7 +146,8 @@ class RayExecutor:
 
     def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
         shards = make_shards(plan, self.options.shard_chars)
-        cache = ResultCache(self.cache_path, model.fingerprint()) if self.cache_path and plan.units else None
+        use = self.cache_path and plan.units
+        cache = ResultCache(self.cache_path, model.fingerprint(), model.name) if use else None
         try:
             results = cache.get(plan.units) if cache else {}
             todo = [s for s in shards if any(u.key not in results for u in s.units)]

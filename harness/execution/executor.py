@@ -65,7 +65,8 @@ class LocalExecutor:
         self.cache_path = cache_path
 
     def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
-        cache = ResultCache(self.cache_path, model.fingerprint()) if self.cache_path and plan.units else None
+        use = self.cache_path and plan.units
+        cache = ResultCache(self.cache_path, model.fingerprint(), model.name) if use else None
         try:
             results: dict[str, Result] = {}
             for kind in plan.kinds():

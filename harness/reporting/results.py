@@ -6,6 +6,7 @@ interrupted or failed run never leaves a half-written folder behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import platform
 import sys
@@ -17,7 +18,7 @@ import pandas as pd
 
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.files import atomic_folder
+from harness.files import atomic_folder, check_writable, claim, release, why
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
@@ -37,27 +38,56 @@ def default_run_name(model: str) -> str:
 
 
 def run_folder(config: RunConfig) -> Path:
-    """The final folder of a run; refuses to overwrite an earlier run."""
-    folder = Path(config.output_dir) / (config.run_name or default_run_name(config.model))
-    if folder.exists():
-        raise HarnessError(f"--run-name: {folder} already exists; choose another name or remove it")
-    return folder
+    """The final folder of a run, checked and reserved for this process before any model work: --output-dir is
+    (or can be made) a writable folder with room to spare, and the folder is neither written nor being written by
+    another run. A default name already taken becomes <name>-2, -3, ...; a given --run-name never changes."""
+    output = Path(config.output_dir)
+    check_writable(output, "--output-dir")
+    if config.run_name:
+        folder = output / config.run_name
+        if not claim(folder):
+            doing = "already exists" if folder.exists() else "is being written by another harness run now"
+            raise HarnessError(f"--run-name: {folder} {doing}; choose another name" +
+                               (" or remove it" if folder.exists() else ""))
+        return folder
+    base = default_run_name(config.model)
+    for n in range(1, 1000):
+        folder = output / (base if n == 1 else f"{base}-{n}")
+        if claim(folder):
+            return folder
+    raise HarnessError(f"--run-name: {output / base} and 998 more names after it are taken; give --run-name")
 
 
 def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFrame:
-    """Write every file of the run into `folder`, atomically."""
+    """Write every file of the run into `folder`, atomically; a failed write (disk full, file size limit, a folder
+    made at `folder` meanwhile) is one line, leaves nothing behind, and gives up the folder's reservation."""
     frame = scores_frame(output, folder.name)
-    with atomic_folder(folder) as tmp:
-        frame.to_csv(tmp / "scores.csv", index=False)
-        with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
-            for sample in output.samples:
-                f.write(json.dumps(sample, ensure_ascii=False) + "\n")
-        (tmp / "run.json").write_text(json.dumps(manifest(output, config, folder.name), indent=2) + "\n")
-        samples = samples_frame(output.samples, output.model.get("name", folder.name))
-        name = output.model.get("name", folder.name)
-        write_report(tmp, frame, samples, title=f"Run {folder.name}", finetune={name: output.finetune},
-                     models={name: output.model}, warnings=output.warnings)  # report.md, .tex, .html, plots/
+    kept = ("the results are in the result cache: fix that and rerun the same command" if config.cache
+            else "with --no-cache the results are lost: fix that and rerun")
+    try:
+        with atomic_folder(folder) as tmp:
+            _write_files(tmp, frame, output, config, folder.name)
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and e.filename2 and Path(e.filename2) == folder:
+            raise HarnessError(f"--run-name: {folder} appeared during the run (made by another program); the results "
+                               "are in the result cache: rerun with another --run-name") from None
+        raise HarnessError(f"--output-dir {folder.parent}: could not write the run folder ({why(e)}"
+                           f"{f': {e.filename}' if e.filename else ''}); nothing was left there; {kept}") from None
+    finally:
+        release(folder)
     return frame
+
+
+def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunConfig, run: str) -> None:
+    frame.to_csv(tmp / "scores.csv", index=False)
+    with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
+        for sample in output.samples:
+            f.write(json.dumps(sample, ensure_ascii=False) + "\n")
+    (tmp / "run.json").write_text(json.dumps(manifest(output, config, run), indent=2) + "\n")
+    name = output.model.get("name", run)
+    samples = samples_frame(output.samples, name)
+    write_report(tmp, frame, samples, title=f"Run {run}", finetune={name: output.finetune},
+                 models={name: output.model}, warnings=output.warnings)  # report.md, .tex, .html, plots/
 
 
 def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:

@@ -161,7 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.bigbench import PREFIX, bigbench_names
-    from harness.tasks.bigbench_generative import generative_names
+    from harness.tasks.bigbench_generative import check_all, generative_names
     from harness.tasks.data import local_file, resolve_data_dir
     from harness.tasks.catalog import load_suite, suite_files, task_files
     from harness.tasks.taskfile import load_task
@@ -180,16 +180,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{name:<16} {t.kind.value:<16} {t.data.eval_split:<11} {t.data.demo_split or '-':<11} "
               f"{_train_where(t, data_dir):<9} "
               f"{','.join(t.metrics):<46} {where}")
-    names = bigbench_names(data_dir)
+    invalid = check_all(data_dir)
+    names = [n for n in bigbench_names(data_dir) if n not in invalid]
     if names:
         print(f"\nBIG-bench ({len(names)} multiple-choice tasks read from {data_dir / 'bigbench'}; "
               f"run one as {PREFIX}<name>, all as the suite 'bigbench'):")
         print("  " + ", ".join(names))
-    names = generative_names(data_dir)
+    names = [n for n in generative_names(data_dir) if n not in invalid]
     if names:
         print(f"\nBIG-bench generative ({len(names)} tasks read from {data_dir / 'bigbench' / 'generative'}; "
               f"run one as {PREFIX}<name>):")
         print("  " + ", ".join(names))
+    if invalid:
+        print(f"\nBIG-bench tasks that cannot run ({len(invalid)}; fix the file, or `run --skip-invalid` runs the rest):")
+        for stem, reason in invalid.items():
+            print(f"  {PREFIX}{stem}: INVALID: {reason}")
     print("\nsuites:")
     for name, path in suite_files().items():
         suite = load_suite(path)

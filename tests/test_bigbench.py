@@ -215,3 +215,37 @@ def test_every_shared_task_loads_and_renders():
             prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, examples)
             assert prompt.text.startswith(task.description) and prompt.k_used == k
             assert len(requests_for(task, prompt, render(task, example), unconditional=False)) == len(choices)
+
+
+@pytest.mark.parametrize("value, appended", [(False, False), ("false", False), ("False", False), (0, False),
+                                             (True, True), ("true", True), ("TRUE", True), (1, True)])
+def test_append_choices_flag_in_every_form_big_bench_uses(tmp_path, value, appended):
+    """The string "false" hides the choices (it is truthy in Python, so a plain truth test would show them)."""
+    make_task(tmp_path, "flag", {"append_choices_to_input": value})
+    task, examples = load(tmp_path, "flag")
+    assert ("choice: " in build_prompt(task, examples[0], Setting.ZS, 0, 0, examples).text) is appended
+
+
+@pytest.mark.parametrize("value", ["no", 2, None, [], "0"])
+def test_other_flag_forms_are_an_error_naming_file_and_key(tmp_path, value):
+    make_task(tmp_path, "flag", {"append_choices_to_input": value})
+    with pytest.raises(HarnessError, match=r"flag\.meta\.json: append_choices_to_input: must be true or false"):
+        bigbench_task("flag", tmp_path)
+
+
+def bad_suite(data: Path) -> None:
+    """Beside the good `toy`: one task with a bad flag, one whose third example has no target_scores."""
+    make_task(data, "bad_flag", {"append_choices_to_input": "nope"})
+    make_task(data, "bad_rows", META, rows=ROWS[:2] + [{"input": "2 + 2 =", "target": "4"}])
+
+
+def test_list_shows_tasks_that_cannot_run_with_the_reason(data, capsys):
+    from harness.cli import main
+
+    bad_suite(data)
+    assert main(["list", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    runnable = out.split("BIG-bench (")[1].split("\n")[1]
+    assert "toy" in runnable and "bad_flag" not in runnable
+    assert "bigbench_bad_flag: INVALID: " in out and "append_choices_to_input: must be true or false" in out
+

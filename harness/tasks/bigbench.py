@@ -73,13 +73,29 @@ def parse_meta(meta: Any, source: str) -> BigBenchMeta:
                 raise HarnessError(f"{source}: {key}: must be a string, got {meta[key]!r}")
             values[name] = meta[key]
     if "append_choices_to_input" in meta:
-        if not isinstance(meta["append_choices_to_input"], bool):
-            raise HarnessError(f"{source}: append_choices_to_input: must be true or false, got {meta['append_choices_to_input']!r}")
-        values["append_choices"] = meta["append_choices_to_input"]
+        values["append_choices"] = meta_bool(meta["append_choices_to_input"], f"{source}: append_choices_to_input")
     metrics = meta.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise HarnessError(f"{source}: metrics: must be a list of strings, got {metrics!r}")
     return BigBenchMeta(**values, metrics=tuple(metrics))
+
+
+_BOOL_STRINGS = {"true": True, "false": False}
+
+
+def meta_bool(value: Any, where: str) -> bool:
+    """A task.json flag in the forms BIG-bench's task files use: JSON true/false, 1/0, or "true"/"false" (any case).
+
+    Anything else is an error rather than Python truthiness: the string "false" is truthy, and reading it as
+    true would put the answer choices into every prompt of a task that asked for them to be hidden.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOL_STRINGS:
+        return _BOOL_STRINGS[value.strip().lower()]
+    raise HarnessError(f"{where}: must be true or false (also accepted: 1/0, \"true\"/\"false\"), got {value!r}")
 
 
 def bigbench_rows(rows: list[dict], meta: dict, source: str = "BIG-bench examples") -> list[dict]:

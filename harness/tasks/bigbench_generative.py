@@ -62,6 +62,17 @@ def resolve_bigbench(name: str, data_dir: Path | None) -> TaskSpec:
     raise unknown("BIG-bench task", stem, all_names(data_dir))
 
 
+def check_all(data_dir: Path | None) -> dict[str, str]:
+    """Stem -> why it cannot run, for every BIG-bench task in the data dir whose files do not load."""
+    problems = {}
+    for stem in all_names(data_dir):
+        try:
+            resolve_bigbench(bigbench.PREFIX + stem, data_dir)
+        except HarnessError as e:
+            problems[stem] = str(e)
+    return problems
+
+
 def generative_task(stem: str, data_dir: Path | None) -> TaskSpec:
     folder = generative_dir(data_dir)
     meta_path = folder / f"{stem}.meta.json"

@@ -249,3 +249,33 @@ def test_list_shows_tasks_that_cannot_run_with_the_reason(data, capsys):
     assert "toy" in runnable and "bad_flag" not in runnable
     assert "bigbench_bad_flag: INVALID: " in out and "append_choices_to_input: must be true or false" in out
 
+
+def outcome(logprobs, credit=(), gold=0):
+    from harness.records import ChoiceOutcome
+
+    n = len(logprobs)
+    return ChoiceOutcome(tuple("abcd"[:n]), gold, tuple(logprobs), (False,) * n, (1,) * n, credit=tuple(credit))
+
+
+@pytest.mark.parametrize("logprobs, credit, acc, grade", [
+    ((-1.0, -2.0, -3.0), (1, 0, 0), 1.0, 1.0),  # one target, picked
+    ((-3.0, -2.0, -1.0), (0, 1, 1), 0.0, 1.0),  # a second top-scored target: acc credits only the first
+    ((-1.0, -2.0, -3.0), (0.69, 0.33, 0.0), 1.0, 0.69),  # fractional target_scores: the pick's score
+    ((-2.0, -1.0, -3.0), (0.69, 0.33, 0.0), 0.0, 0.33),
+    ((-1.0, -1.0, -3.0), (1, 0, 0), 1.0, 0.5),  # a tie in log-likelihood: the mean credit of the tied choices
+])
+def test_multiple_choice_grade_credits_the_target_score_of_the_pick(logprobs, credit, acc, grade):
+    o = outcome(logprobs, credit, gold=credit.index(max(credit)))
+    assert METRICS["acc"].per_example(o) == (acc,)
+    assert METRICS["multiple_choice_grade"].per_example(o) == pytest.approx((grade,))
+
+
+def test_multiple_choice_grade_without_target_scores_credits_the_gold_choice():
+    assert METRICS["multiple_choice_grade"].per_example(outcome((-2.0, -1.0), gold=1)) == (1.0,)
+    assert METRICS["multiple_choice_grade"].per_example(outcome((-2.0, -1.0), gold=0)) == (0.0,)
+
+
+def test_big_bench_examples_carry_target_scores_to_the_outcome(data):
+    task, examples = load(data, "toy")
+    assert "multiple_choice_grade" in task.metrics
+    assert render(task, examples[2]).credit == (0.0, 1.0, 1.0) and render(task, examples[3]).credit == (0.69, 0.33, 0.0)

@@ -34,7 +34,7 @@ TASKS = "tasks"  # <data dir>/bigbench/tasks/<name>.jsonl + <name>.meta.json
 PREFIX = "bigbench_"  # harness task name = PREFIX + file stem
 SPLIT = "examples"  # the only split: BIG-bench draws demonstrations from the other examples
 PREPROCESS = "bigbench"  # TaskSpec.preprocess; data.py calls bigbench_preprocess for it
-METRICS = ("acc", "acc_norm")  # acc = BIG-bench's multiple_choice_grade when one choice scores highest
+METRICS = ("acc", "acc_norm", "multiple_choice_grade")  # the last is BIG-bench's own (fractional credit)
 QUERY_FIELD, CHOICES_FIELD, GOLD_FIELD, SCORES_FIELD = "bb_query", "bb_choices", "bb_gold", "bb_scores"
 
 
@@ -190,6 +190,7 @@ def bigbench_task(name: str, data_dir: Path | None) -> TaskSpec:
             query=_literal(meta.input_prefix) + f"${QUERY_FIELD}" + _literal(meta.output_prefix),
             choices=f"${CHOICES_FIELD}",
             answer=f"${GOLD_FIELD}",
+            choice_scores=f"${SCORES_FIELD}",
             target_delimiter="",  # the output prefix carries any space; BIG-bench appends the target directly
             demo_separator=meta.separator,
         ),

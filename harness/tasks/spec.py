@@ -52,6 +52,7 @@ class PromptSpec:
     references: str = ""  # generate: accepted answers, a '$field' naming a list or one template (default: target)
     filters: tuple[Filter, ...] = ()  # generate: applied in order to the continuation before metrics
     regex: str = ""  # generate: the pattern of the regex filter
+    choice_scores: str = ""  # multiple_choice: '$field' naming a list of numbers, the credit of each choice (BIG-bench)
 
 
 @dataclass(frozen=True)

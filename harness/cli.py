@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
+    run.add_argument("--skip-invalid", action="store_true",
+                     help="run the tasks that can run; the others become n/a rows with the reason (default: stop)")
     cluster = run.add_argument_group("cluster (README: Running on a cluster)")
     cluster.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.LOCAL,
                          metavar="{local,ray}", help="who runs the requests: this process, or a Ray cluster with the "
@@ -113,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         dtype=args.dtype,
         cache=args.cache,
+        skip_invalid=args.skip_invalid,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
         executor=args.executor,
         workers=args.workers,

@@ -26,7 +26,7 @@ from harness.models.base import LanguageModel, Trainable
 from harness.models.registry import check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
-from harness.score import needs_unconditional, score_task
+from harness.score import needs_unconditional, score_task, skipped_rows
 from harness.tasks.catalog import expand_suites, resolve_task
 from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
@@ -54,13 +54,35 @@ class RunOutput:
     seconds: float
     git: dict[str, Any] = field(default_factory=dict)  # the checkout's state when the run started
     finetune: dict[str, dict] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
+    skipped: dict[str, str] = field(default_factory=dict)  # task -> why it could not run (--skip-invalid)
 
 
 def prepare(config: RunConfig) -> list[PreparedTask]:
     """Load and check every task, its data and its prompts, before any model work."""
+    return prepare_all(config)[0]
+
+
+def prepare_all(config: RunConfig) -> tuple[list[PreparedTask], dict[str, str]]:
+    """The tasks that can run, and task name -> why for the others (kept only with --skip-invalid).
+
+    Every task is tried, so one error lists every task that cannot run (one line each), not just the first."""
     data_dir = resolve_data_dir(config.data_dir)
-    return [_prepare_task(resolve_task(name, data_dir=data_dir), data_dir, config)
-            for name in expand_suites(config.tasks, data_dir=data_dir)]
+    tasks, skipped = [], {}
+    for name in expand_suites(config.tasks, data_dir=data_dir):
+        try:
+            tasks.append(_prepare_task(resolve_task(name, data_dir=data_dir), data_dir, config))
+        except HarnessError as e:
+            skipped[name] = str(e)
+    if skipped and not config.skip_invalid:
+        lines = "".join(f"\n  {name}: {reason}" for name, reason in skipped.items())
+        raise HarnessError(f"{len(skipped)} of {len(tasks) + len(skipped)} tasks cannot run (fix them, or pass "
+                           f"--skip-invalid to run the other {len(tasks)}):{lines}")
+    if skipped and not tasks:
+        raise HarnessError(f"--skip-invalid: none of the {len(skipped)} tasks can run:" +
+                           "".join(f"\n  {name}: {reason}" for name, reason in skipped.items()))
+    for name, reason in skipped.items():
+        say(f"skipping {name} (--skip-invalid): {reason}")
+    return tasks, skipped
 
 
 def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> PreparedTask:
@@ -123,7 +145,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     started, git = time.time(), git_state()
     if model is None:
         resolve(config.model)  # an unknown name fails before any data is read
-    tasks = prepare(config)
+    tasks, skipped = prepare_all(config)
     check_model(config.model if model is None else model, tasks)
     executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
@@ -141,8 +163,10 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
         del tuned
     described = model.describe()
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
-    return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
-                     described, time.time() - started, git, lineages)
+    rows = [r for s in scored for r in s.rows]
+    rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason, config)]
+    return RunOutput(tuple(rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
+                     described, time.time() - started, git, lineages, skipped)
 
 
 def executor_for(config: RunConfig) -> Executor:

@@ -250,6 +250,42 @@ def test_list_shows_tasks_that_cannot_run_with_the_reason(data, capsys):
     assert "bigbench_bad_flag: INVALID: " in out and "append_choices_to_input: must be true or false" in out
 
 
+def test_a_suite_reports_every_member_that_cannot_run(data):
+    from harness.config import RunConfig
+    from harness.pipeline import prepare_all
+
+    bad_suite(data)
+    with pytest.raises(HarnessError) as error:
+        prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,)))
+    lines = str(error.value).splitlines()
+    assert lines[0] == "2 of 3 tasks cannot run (fix them, or pass --skip-invalid to run the other 1):"
+    assert lines[1].startswith("  bigbench_bad_flag: ") and "append_choices_to_input" in lines[1]
+    assert lines[2].startswith("  bigbench_bad_rows: ") and "example 2 has no target_scores" in lines[2]
+    tasks, skipped = prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,), skip_invalid=True))
+    assert [t.spec.name for t in tasks] == ["bigbench_toy"] and list(skipped) == ["bigbench_bad_flag", "bigbench_bad_rows"]
+
+
+def test_skip_invalid_runs_the_rest_with_n_a_rows(data, tiny_gpt2_dir, tmp_path):
+    import pandas as pd
+
+    from harness.cli import main
+
+    bad_suite(data)
+    out = tmp_path / "results"
+    args = ["run", "--model", str(tiny_gpt2_dir), "--tasks", "bigbench", "--data-dir", str(data), "--settings", "zs,1s",
+            "--output-dir", str(out), "--run-name", "r", "--no-cache"]
+    assert main(args) == 2 and not (out / "r").exists()  # stops before any model work
+    assert main(args + ["--skip-invalid"]) == 0
+    scores = pd.read_csv(out / "r" / "scores.csv", keep_default_na=False)
+    skipped = scores[scores.task == "bigbench_bad_flag"]
+    assert list(skipped.setting) == ["ZS", "1S"] and (skipped.value == "").all()
+    assert skipped.note.str.startswith("skipped: ").all() and skipped.note.str.contains("append_choices_to_input").all()
+    assert set(scores[scores.task == "bigbench_toy"].metric) == {"acc", "acc_norm", "multiple_choice_grade"}
+    report = (out / "r" / "report.md").read_text()
+    assert "n/a (skipped: " in report and "bigbench_bad_rows" in report
+    assert json.loads((out / "r" / "run.json").read_text())["skipped"].keys() == {"bigbench_bad_flag", "bigbench_bad_rows"}
+
+
 def outcome(logprobs, credit=(), gold=0):
     from harness.records import ChoiceOutcome
 

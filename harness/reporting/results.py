@@ -88,4 +88,5 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "platform": platform.platform(),
         "git": output.git,
         "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
+        "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
     }

@@ -248,6 +248,7 @@ def test_list_shows_tasks_that_cannot_run_with_the_reason(data, capsys):
     runnable = out.split("BIG-bench (")[1].split("\n")[1]
     assert "toy" in runnable and "bad_flag" not in runnable
     assert "bigbench_bad_flag: INVALID: " in out and "append_choices_to_input: must be true or false" in out
+    assert "bigbench_bad_rows: INVALID: " in out and "example 2 has no target_scores" in out  # every example checked
 
 
 def test_a_suite_reports_every_member_that_cannot_run(data):

@@ -67,16 +67,21 @@ def prepare_all(config: RunConfig) -> tuple[list[PreparedTask], dict[str, str]]:
 
     Every task is tried, so one error lists every task that cannot run (one line each), not just the first."""
     data_dir = resolve_data_dir(config.data_dir)
-    tasks, skipped = [], {}
+    tasks, skipped, errors = [], {}, []
     for name in expand_suites(config.tasks, data_dir=data_dir):
         try:
             tasks.append(_prepare_task(resolve_task(name, data_dir=data_dir), data_dir, config))
         except HarnessError as e:
             skipped[name] = str(e)
+            errors.append(e)
+    if len(skipped) == 1 and not config.skip_invalid:  # its own one-line error, as when it runs alone
+        if not tasks:
+            raise errors[0]
+        raise HarnessError(f"{errors[0]} (or pass --skip-invalid to run the other {len(tasks)} tasks)")
     if skipped and not config.skip_invalid:
         lines = "".join(f"\n  {name}: {reason}" for name, reason in skipped.items())
-        raise HarnessError(f"{len(skipped)} of {len(tasks) + len(skipped)} tasks cannot run (fix them, or pass "
-                           f"--skip-invalid to run the other {len(tasks)}):{lines}")
+        hint = f"fix them, or pass --skip-invalid to run the other {len(tasks)}" if tasks else "fix them"
+        raise HarnessError(f"{len(skipped)} of {len(tasks) + len(skipped)} tasks cannot run ({hint}):{lines}")
     if skipped and not tasks:
         raise HarnessError(f"--skip-invalid: none of the {len(skipped)} tasks can run:" +
                            "".join(f"\n  {name}: {reason}" for name, reason in skipped.items()))

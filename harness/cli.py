@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in the result cache, $HARNESS_CACHE/results.sqlite "
                      "(default: cache on; see harness cache info)")
+    run.add_argument("--skip-invalid", action="store_true",
+                     help="run the tasks that can run; the others become n/a rows with the reason (default: stop)")
     cluster = run.add_argument_group("cluster (README: Running on a cluster)")
     cluster.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.LOCAL,
                          metavar="{local,ray}", help="who runs the requests: this process, or a Ray cluster with the "
@@ -142,6 +144,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         dtype=args.dtype,
         cache=args.cache,
+        skip_invalid=args.skip_invalid,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
         executor=args.executor,
         workers=args.workers,
@@ -207,7 +210,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.bigbench import PREFIX, bigbench_names
-    from harness.tasks.bigbench_generative import generative_names
+    from harness.tasks.bigbench_generative import check_all, generative_names
     from harness.tasks.data import resolve_data_dir
     from harness.tasks.catalog import catalog, load_suite, search_path, suite_files, task_files
 
@@ -222,16 +225,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, path in files.items():
             winner = winners[name][0]
             _list_row(name, path, data_dir, "" if winner == path else f"  (shadowed by {winner})")
-    names = bigbench_names(data_dir)
+    invalid = check_all(data_dir)
+    names = [n for n in bigbench_names(data_dir) if n not in invalid]
     if names:
         print(f"\nBIG-bench ({len(names)} multiple-choice tasks read from {data_dir / 'bigbench'}; "
               f"run one as {PREFIX}<name>, all as the suite 'bigbench'):")
         print("  " + ", ".join(names))
-    names = generative_names(data_dir)
+    names = [n for n in generative_names(data_dir) if n not in invalid]
     if names:
         print(f"\nBIG-bench generative ({len(names)} tasks read from {data_dir / 'bigbench' / 'generative'}; "
               f"run one as {PREFIX}<name>):")
         print("  " + ", ".join(names))
+    if invalid:
+        print(f"\nBIG-bench tasks that cannot run ({len(invalid)}; fix the file, or `run --skip-invalid` runs the rest):")
+        for stem, reason in invalid.items():
+            print(f"  {PREFIX}{stem}: INVALID: {reason}")
     print("\nsuites:")
     suites = catalog(dirs, suites=True)
     for d in dirs:

@@ -74,6 +74,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in the user's result cache (files.result_cache_path)
+    skip_invalid: bool = False  # run the valid tasks; a task that cannot run is an n/a row with the reason
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
     executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes
     workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda

@@ -79,6 +79,20 @@ def _acc_calibrated(o: ChoiceOutcome) -> tuple[float]:
     return _pick(o, np.array(o.logprobs) - np.array(o.unconditional))
 
 
+def _multiple_choice_grade(o: ChoiceOutcome) -> tuple[float]:
+    """BIG-bench's multiple_choice_grade: the score (target_scores) of the choice with the highest log-likelihood.
+
+    Any top-scored choice earns full credit and a fractional target score gives partial credit. BIG-bench
+    breaks an exact tie in log-likelihood by a pseudorandom pick seeded from the scores' bytes; here a tie
+    earns the mean credit of the tied choices (that pick's expected value), so the value never depends on
+    float bytes. Without target scores the credit is 1 for the gold choice and 0 for the others.
+    """
+    credit = np.array(o.credit) if o.credit else np.eye(len(o.logprobs))[o.gold]
+    logprobs = np.array(o.logprobs)
+    top = logprobs == logprobs.max()
+    return (float(credit[top].mean()),)
+
+
 def _mean(s, n):
     return s[..., 0] / n
 
@@ -92,6 +106,8 @@ METRICS: dict[str, Metric] = {
     "acc": Metric("acc", {ChoiceOutcome: _acc, ClozeOutcome: lambda o: (float(o.greedy),)}, _mean, True, True),
     # lm-evaluation-harness: log-likelihood divided by the choice's length in characters
     "acc_norm": Metric("acc_norm", {ChoiceOutcome: _acc_norm}, _mean, True, True),
+    # BIG-bench: the target score of the argmax choice (fractional credit; ties in log-likelihood averaged)
+    "multiple_choice_grade": Metric("multiple_choice_grade", {ChoiceOutcome: _multiple_choice_grade}, _mean, True, True),
     "acc_per_token": Metric("acc_per_token", {ChoiceOutcome: _acc_per_token}, _mean, True, True),
     # lm-evaluation-harness's acc_mutual_info: log p(choice | prompt) - log p(choice | end-of-text)
     "acc_calibrated": Metric("acc_calibrated", {ChoiceOutcome: _acc_calibrated}, _mean, True, True,

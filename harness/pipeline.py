@@ -28,7 +28,7 @@ from harness.models.base import LanguageModel, Trainable
 from harness.models.registry import check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
-from harness.score import needs_unconditional, score_task
+from harness.score import needs_unconditional, score_task, skipped_rows
 from harness.tasks.catalog import expand_suites, resolve_task, search_path, shadowing
 from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
@@ -58,24 +58,57 @@ class RunOutput:
     git: dict[str, Any] = field(default_factory=dict)  # the checkout's state when the run started
     finetune: dict[str, dict] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
     warnings: tuple[str, ...] = ()  # every task's fallbacks: stderr, run.json "warnings", the report's Warnings
+    skipped: dict[str, str] = field(default_factory=dict)  # task -> why it could not run (--skip-invalid)
 
 
 def prepare(config: RunConfig) -> list[PreparedTask]:
     """Load and check every task, its data and its prompts, before any model work."""
+    return prepare_all(config)[0]
+
+
+def prepare_all(config: RunConfig) -> tuple[list[PreparedTask], dict[str, str]]:
+    """The tasks that can run, and task name -> why for the others (kept only with --skip-invalid).
+
+    Every task is tried, so one error lists every task that cannot run (one line each), not just the first."""
     data_dir, dirs = resolve_data_dir(config.data_dir), search_path(config.tasks_dirs)
     names = expand_suites(config.tasks, dirs, data_dir)
     for line in shadowing(dirs, {*config.tasks, *names}):
         say(line)
-    specs = [resolve_task(name, dirs, data_dir) for name in names]
+    specs, skipped, errors = [], {}, []
+    for name in names:
+        try:
+            specs.append(resolve_task(name, dirs, data_dir))
+        except HarnessError as e:
+            skipped[name] = str(e)
+            errors.append(e)
     for spec in specs:  # results are keyed by task name (e.g. tasks/piqa.toml and lmeval:piqa.yaml are both piqa)
         same = sorted({str(Path(other.path).resolve()) for other in specs if other.name == spec.name})
         if len(same) > 1:
             raise HarnessError(f"--tasks: {len(same)} tasks are named {spec.name!r} ({', '.join(same)}); "
                                "their results would mix: run them separately")
-    tasks = [_prepare_task(spec, data_dir, config) for spec in specs]
+    tasks = []
+    for spec in specs:
+        try:
+            tasks.append(_prepare_task(spec, data_dir, config))
+        except HarnessError as e:
+            skipped[spec.name] = str(e)
+            errors.append(e)
+    if len(skipped) == 1 and not config.skip_invalid:  # its own one-line error, as when it runs alone
+        if not tasks:
+            raise errors[0]
+        raise HarnessError(f"{errors[0]} (or pass --skip-invalid to run the other {len(tasks)} tasks)")
+    if skipped and not config.skip_invalid:
+        lines = "".join(f"\n  {name}: {reason}" for name, reason in skipped.items())
+        hint = f"fix them, or pass --skip-invalid to run the other {len(tasks)}" if tasks else "fix them"
+        raise HarnessError(f"{len(skipped)} of {len(tasks) + len(skipped)} tasks cannot run ({hint}):{lines}")
+    if skipped and not tasks:
+        raise HarnessError(f"--skip-invalid: none of the {len(skipped)} tasks can run:" +
+                           "".join(f"\n  {name}: {reason}" for name, reason in skipped.items()))
+    for name, reason in skipped.items():
+        say(f"skipping {name} (--skip-invalid): {reason}")
     for message in dict.fromkeys(w for t in tasks for w in t.warnings):
         warn(message)
-    return tasks
+    return tasks, skipped
 
 
 def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> PreparedTask:
@@ -150,7 +183,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     started, git = time.time(), git_state()
     if model is None:
         resolve(config.model)  # an unknown name fails before any data is read
-    tasks = prepare(config)
+    tasks, skipped = prepare_all(config)
     check_model(config.model if model is None else model, tasks)
     executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
@@ -168,8 +201,10 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
         del tuned
     described = model.describe()
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
-    return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
-                     described, time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings))
+    rows = [r for s in scored for r in s.rows]
+    rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason, config)]
+    return RunOutput(tuple(rows), tuple(x for s in scored for x in s.samples), tuple(tasks), described,
+                     time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings), skipped)
 
 
 def executor_for(config: RunConfig) -> Executor:

@@ -53,6 +53,7 @@ class Rendered:
     target: str = ""  # the gold continuation (multiple choice: the gold choice; partial scoring: the shared text)
     units: str = ""  # perplexity: the text whose words and bytes normalise
     references: tuple[str, ...] = ()  # generate: every accepted answer (target is the one demonstrations show)
+    credit: tuple[float, ...] = ()  # multiple choice: the score of each choice (BIG-bench target_scores), when given
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class ChoiceOutcome:
     n_tokens: tuple[int, ...]
     unconditional: tuple[float, ...] = ()  # per choice, after the prefix token alone (when a metric needs it)
     truncated: int = 0  # context tokens cut to fit, the most over the choices
+    credit: tuple[float, ...] = ()  # the score of each choice (BIG-bench target_scores); () = 1 for gold, else 0
 
 
 @dataclass(frozen=True)

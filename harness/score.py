@@ -17,6 +17,9 @@ from harness.tasks.kinds import KINDS
 from harness.tasks.spec import TaskSpec
 
 
+SKIPPED_METRIC = "-"  # the metric column of a task that could not run: its metrics may not be known
+
+
 @dataclass(frozen=True)
 class Scored:
     rows: tuple[dict[str, Any], ...]  # rows of the long table (records.SCORE_COLUMNS, without `run`)
@@ -58,6 +61,13 @@ def score_task(spec: TaskSpec, prompts: Sequence[tuple[Prompt, Rendered]], unava
     return Scored(tuple(rows), tuple(samples))
 
 
+def skipped_rows(model: str, task: str, reason: str, config) -> list[dict[str, Any]]:
+    """n/a rows, one per setting and k the run asked for, for a task that could not run (--skip-invalid)."""
+    cells = dict.fromkeys((setting, k) for setting, k, _ in config.prompt_plans())
+    note = f"skipped: {reason}"
+    return [row(model, task, setting, k, 0, SKIPPED_METRIC, math.nan, math.nan, 0, note=note) for setting, k in cells]
+
+
 def _common(spec: TaskSpec, p: Prompt) -> dict[str, Any]:
     return {"task": spec.name, "setting": p.setting.label, "k": p.k, "k_used": p.k_used, "seed": p.seed,
             "example_id": p.example_id, "demo_ids": list(p.demo_ids), "prompt": p.text}
@@ -69,7 +79,7 @@ def row(model: str, task: str, setting: Setting, k: int, seed: int, metric: str,
     return {
         "model": model, "task": task, "setting": setting.label, "k": k, "k_used_mean": k_used, "seed": seed,
         "metric": metric, "value": value, "stderr": stderr, "n": n, "n_truncated": n_truncated,
-        "higher_is_better": METRICS[metric].higher_is_better, "note": note,
+        "higher_is_better": METRICS[metric].higher_is_better if metric in METRICS else True, "note": note,
     }
 
 

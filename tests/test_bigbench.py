@@ -222,3 +222,104 @@ def test_every_shared_task_loads_and_renders():
             assert prompt.text.startswith(task.description) and prompt.k_used == k
             assert len(requests_for(task, prompt, render(task, example), unconditional=False)) == len(choices)
     assert empty == [("cryobiology_spanish", "examples-140")]  # its data has the distractor ""
+
+
+@pytest.mark.parametrize("value, appended", [(False, False), ("false", False), ("False", False), (0, False),
+                                             (True, True), ("true", True), ("TRUE", True), (1, True)])
+def test_append_choices_flag_in_every_form_big_bench_uses(tmp_path, value, appended):
+    """The string "false" hides the choices (it is truthy in Python, so a plain truth test would show them)."""
+    make_task(tmp_path, "flag", {"append_choices_to_input": value})
+    task, examples = load(tmp_path, "flag")
+    assert ("choice: " in build_prompt(task, examples[0], Setting.ZS, 0, 0, examples).text) is appended
+
+
+@pytest.mark.parametrize("value", ["no", 2, None, [], "0"])
+def test_other_flag_forms_are_an_error_naming_file_and_key(tmp_path, value):
+    make_task(tmp_path, "flag", {"append_choices_to_input": value})
+    with pytest.raises(HarnessError, match=r"flag\.meta\.json: append_choices_to_input: must be true or false"):
+        bigbench_task("flag", tmp_path)
+
+
+def bad_suite(data: Path) -> None:
+    """Beside the good `toy`: one task with a bad flag, one whose third example has no target_scores."""
+    make_task(data, "bad_flag", {"append_choices_to_input": "nope"})
+    make_task(data, "bad_rows", META, rows=ROWS[:2] + [{"input": "2 + 2 =", "target": "4"}])
+
+
+def test_list_shows_tasks_that_cannot_run_with_the_reason(data, capsys):
+    from harness.cli import main
+
+    bad_suite(data)
+    assert main(["list", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    runnable = out.split("BIG-bench (")[1].split("\n")[1]
+    assert "toy" in runnable and "bad_flag" not in runnable
+    assert "bigbench_bad_flag: INVALID: " in out and "append_choices_to_input: must be true or false" in out
+    assert "bigbench_bad_rows: INVALID: " in out and "example 2 has no target_scores" in out  # every example checked
+
+
+def test_a_suite_reports_every_member_that_cannot_run(data):
+    from harness.config import RunConfig
+    from harness.pipeline import prepare_all
+
+    bad_suite(data)
+    with pytest.raises(HarnessError) as error:
+        prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,)))
+    lines = str(error.value).splitlines()
+    assert lines[0] == "2 of 3 tasks cannot run (fix them, or pass --skip-invalid to run the other 1):"
+    assert lines[1].startswith("  bigbench_bad_flag: ") and "append_choices_to_input" in lines[1]
+    assert lines[2].startswith("  bigbench_bad_rows: ") and "example 2 has no target_scores" in lines[2]
+    tasks, skipped = prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,), skip_invalid=True))
+    assert [t.spec.name for t in tasks] == ["bigbench_toy"] and list(skipped) == ["bigbench_bad_flag", "bigbench_bad_rows"]
+
+
+def test_skip_invalid_runs_the_rest_with_n_a_rows(data, tiny_gpt2_dir, tmp_path):
+    import pandas as pd
+
+    from harness.cli import main
+
+    bad_suite(data)
+    out = tmp_path / "results"
+    args = ["run", "--model", str(tiny_gpt2_dir), "--tasks", "bigbench", "--data-dir", str(data), "--settings", "zs,1s",
+            "--output-dir", str(out), "--run-name", "r", "--no-cache"]
+    assert main(args) == 2 and not (out / "r").exists()  # stops before any model work
+    assert main(args + ["--skip-invalid"]) == 0
+    scores = pd.read_csv(out / "r" / "scores.csv", keep_default_na=False)
+    skipped = scores[scores.task == "bigbench_bad_flag"]
+    assert list(skipped.setting) == ["ZS", "1S"] and (skipped.value == "").all()
+    assert skipped.note.str.startswith("skipped: ").all() and skipped.note.str.contains("append_choices_to_input").all()
+    assert set(scores[scores.task == "bigbench_toy"].metric) == {"acc", "acc_norm", "multiple_choice_grade"}
+    report = (out / "r" / "report.md").read_text()
+    assert "n/a (skipped: " in report and "bigbench_bad_rows" in report
+    assert json.loads((out / "r" / "run.json").read_text())["skipped"].keys() == {"bigbench_bad_flag", "bigbench_bad_rows"}
+
+
+def outcome(logprobs, credit=(), gold=0):
+    from harness.records import ChoiceOutcome
+
+    n = len(logprobs)
+    return ChoiceOutcome(tuple("abcd"[:n]), gold, tuple(logprobs), (False,) * n, (1,) * n, credit=tuple(credit))
+
+
+@pytest.mark.parametrize("logprobs, credit, acc, grade", [
+    ((-1.0, -2.0, -3.0), (1, 0, 0), 1.0, 1.0),  # one target, picked
+    ((-3.0, -2.0, -1.0), (0, 1, 1), 0.0, 1.0),  # a second top-scored target: acc credits only the first
+    ((-1.0, -2.0, -3.0), (0.69, 0.33, 0.0), 1.0, 0.69),  # fractional target_scores: the pick's score
+    ((-2.0, -1.0, -3.0), (0.69, 0.33, 0.0), 0.0, 0.33),
+    ((-1.0, -1.0, -3.0), (1, 0, 0), 1.0, 0.5),  # a tie in log-likelihood: the mean credit of the tied choices
+])
+def test_multiple_choice_grade_credits_the_target_score_of_the_pick(logprobs, credit, acc, grade):
+    o = outcome(logprobs, credit, gold=credit.index(max(credit)))
+    assert METRICS["acc"].per_example(o) == (acc,)
+    assert METRICS["multiple_choice_grade"].per_example(o) == pytest.approx((grade,))
+
+
+def test_multiple_choice_grade_without_target_scores_credits_the_gold_choice():
+    assert METRICS["multiple_choice_grade"].per_example(outcome((-2.0, -1.0), gold=1)) == (1.0,)
+    assert METRICS["multiple_choice_grade"].per_example(outcome((-2.0, -1.0), gold=0)) == (0.0,)
+
+
+def test_big_bench_examples_carry_target_scores_to_the_outcome(data):
+    task, examples = load(data, "toy")
+    assert "multiple_choice_grade" in task.metrics
+    assert render(task, examples[2]).credit == (0.0, 1.0, 1.0) and render(task, examples[3]).credit == (0.69, 0.33, 0.0)

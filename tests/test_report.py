@@ -157,3 +157,21 @@ def test_reporting_imports_go_one_way_and_never_reach_training():
     order = list(graphlib.TopologicalSorter({m: names & graph.keys() for m, names in graph.items()}).static_order())
     # static_order raises graphlib.CycleError on an import circle
     assert order.index("harness.reporting.build") < order.index("harness.reporting.pages")
+
+
+def test_truncated_inputs_are_counted_and_described_in_md_and_html(tmp_path):
+    """Per task and setting: how many examples were cut, how many tokens, and the start of the most-cut prompt."""
+    frame = synthetic_frame()
+    frame.loc[(frame.model == "gpt2") & (frame.setting == "ZS") & (frame.task == "piqa"), "n_truncated"] = 2
+    samples = synthetic_samples()
+    cut = {"validation-3": 7, "validation-5": 12}
+    samples["sample"] = [{"truncated": cut.get(e, 0) if (m, s) == ("gpt2", "ZS") else 0, "prompt": f"Goal: {e}\nAnswer:"}
+                         for m, s, e in zip(samples.model, samples.setting, samples.example_id, strict=True)]
+    expected = ("Truncated inputs: gpt2 piqa ZS: 2 of 40 examples were longer than the model's context and lost the "
+                "start of their prompt; tokens cut per example: max 12, mean 9.5; the most-cut prompt, whose first 12 tokens "
+                "were dropped, began "
+                "“Goal: validation-5\\nAnswer:”")
+    written = write_report(tmp_path, frame, samples, "Truncated")
+    assert expected in (tmp_path / "report.md").read_text() and {"report.md", "report.html"} <= {p.name for p in written}
+    assert "Truncated inputs: gpt2 piqa ZS: 2 of 40 examples" in (tmp_path / "report.html").read_text()
+    assert not any("tiny piqa" in n for n in build_report(frame, samples).notes if n.startswith("Truncated"))

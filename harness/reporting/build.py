@@ -18,6 +18,7 @@ from harness.reporting.grid import Grid
 from harness.reporting.published import Source, published_numbers
 from harness.reporting.runs import normalize_scores
 from harness.reporting.significance import paired_comparisons
+from harness.reporting.truncation import truncation_notes
 from harness.reporting.tables import (
     bands_grid,
     cells_frame,
@@ -99,11 +100,7 @@ def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]
     if not short.empty:
         notes.append("Demonstrations dropped to fit the context (mean k used): " + ", ".join(
             f"{r.model} {r.task} {r.setting}({r.k}): {r.k_used:.2f}" for r in short.itertuples()))
-    cut = cells[cells["n_truncated"] > 0].drop_duplicates(["model", "task", "setting", "k"])
-    if not cut.empty:
-        notes.append("Inputs longer than the model's context, cut from the left as lm-evaluation-harness does "
-                     "(examples): " + ", ".join(f"{r.model} {r.task} {r.setting}({r.k}): {r.n_truncated}"
-                                                for r in cut.itertuples()))
+    notes += truncation_notes(cells, samples)
     if samples is None:
         notes.append("No samples.jsonl: paired significance tests need the per-example values, so Δ has no marks.")
     return tuple(notes)

@@ -119,4 +119,5 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "git": output.git,
         "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
         "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
+        "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
     }

@@ -34,7 +34,7 @@ TASKS = "tasks"  # <data dir>/bigbench/tasks/<name>.jsonl + <name>.meta.json
 PREFIX = "bigbench_"  # harness task name = PREFIX + file stem
 SPLIT = "examples"  # the only split: BIG-bench draws demonstrations from the other examples
 PREPROCESS = "bigbench"  # TaskSpec.preprocess; data.py calls bigbench_preprocess for it
-METRICS = ("acc", "acc_norm")  # acc = BIG-bench's multiple_choice_grade when one choice scores highest
+METRICS = ("acc", "acc_norm", "multiple_choice_grade")  # the last is BIG-bench's own (fractional credit)
 QUERY_FIELD, CHOICES_FIELD, GOLD_FIELD, SCORES_FIELD = "bb_query", "bb_choices", "bb_gold", "bb_scores"
 
 
@@ -73,13 +73,29 @@ def parse_meta(meta: Any, source: str) -> BigBenchMeta:
                 raise HarnessError(f"{source}: {key}: must be a string, got {meta[key]!r}")
             values[name] = meta[key]
     if "append_choices_to_input" in meta:
-        if not isinstance(meta["append_choices_to_input"], bool):
-            raise HarnessError(f"{source}: append_choices_to_input: must be true or false, got {meta['append_choices_to_input']!r}")
-        values["append_choices"] = meta["append_choices_to_input"]
+        values["append_choices"] = meta_bool(meta["append_choices_to_input"], f"{source}: append_choices_to_input")
     metrics = meta.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise HarnessError(f"{source}: metrics: must be a list of strings, got {metrics!r}")
     return BigBenchMeta(**values, metrics=tuple(metrics))
+
+
+_BOOL_STRINGS = {"true": True, "false": False}
+
+
+def meta_bool(value: Any, where: str) -> bool:
+    """A task.json flag in the forms BIG-bench's task files use: JSON true/false, 1/0, or "true"/"false" (any case).
+
+    Anything else is an error rather than Python truthiness: the string "false" is truthy, and reading it as
+    true would put the answer choices into every prompt of a task that asked for them to be hidden.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _BOOL_STRINGS:
+        return _BOOL_STRINGS[value.strip().lower()]
+    raise HarnessError(f"{where}: must be true or false (also accepted: 1/0, \"true\"/\"false\"), got {value!r}")
 
 
 def bigbench_rows(rows: list[dict], meta: dict, source: str = "BIG-bench examples") -> list[dict]:
@@ -174,6 +190,7 @@ def bigbench_task(name: str, data_dir: Path | None) -> TaskSpec:
             query=_literal(meta.input_prefix) + f"${QUERY_FIELD}" + _literal(meta.output_prefix),
             choices=f"${CHOICES_FIELD}",
             answer=f"${GOLD_FIELD}",
+            choice_scores=f"${SCORES_FIELD}",
             target_delimiter="",  # the output prefix carries any space; BIG-bench appends the target directly
             demo_separator=meta.separator,
         ),

@@ -62,6 +62,30 @@ def resolve_bigbench(name: str, data_dir: Path | None) -> TaskSpec:
     raise unknown("BIG-bench task", stem, all_names(data_dir))
 
 
+def check_all(data_dir: Path | None) -> dict[str, str]:
+    """Stem -> why it cannot run, for every BIG-bench task in the data dir whose files do not load."""
+    problems = {}
+    for stem in all_names(data_dir):
+        try:
+            check_examples(resolve_bigbench(bigbench.PREFIX + stem, data_dir))
+        except HarnessError as e:
+            problems[stem] = str(e)
+    return problems
+
+
+def check_examples(task: TaskSpec) -> None:
+    """Every example of a BIG-bench task through the checks a run applies (read as plain JSON lines)."""
+    source = task.path.with_name(task.path.name.removesuffix(".meta.json") + ".jsonl")
+    try:
+        rows = json_lines(source)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HarnessError(f"{source}: not UTF-8 JSON lines: {e}") from None
+    if task.preprocess == PREPROCESS:
+        generative_preprocess(task, rows)
+    else:
+        bigbench.bigbench_preprocess(task, rows)
+
+
 def generative_task(stem: str, data_dir: Path | None) -> TaskSpec:
     folder = generative_dir(data_dir)
     meta_path = folder / f"{stem}.meta.json"
@@ -103,6 +127,12 @@ def _optional_string(table: dict, key: str, path: Path) -> str:
     return value
 
 
+def json_lines(path: Path) -> list:
+    """The objects of a JSON-lines file. Lines end at "\\n" only: str.splitlines would also split at U+2028 and
+    other separators that JSON strings may hold unescaped (gre_reading_comprehension has some)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
 def generative_preprocess(task: TaskSpec, rows: list[dict]) -> list[dict]:
     """bb_input and bb_targets (a list) on each example; exact duplicates dropped, as BIG-bench does.
 
@@ -112,7 +142,7 @@ def generative_preprocess(task: TaskSpec, rows: list[dict]) -> list[dict]:
     if hashlib.sha256(raw).hexdigest() != task.sha256:
         raise HarnessError(f"{task.path}: changed since task {task.name} was loaded; run again")
     source = task.path.with_name(task.path.name.removesuffix(".meta.json") + ".jsonl")
-    exact = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    exact = json_lines(source)
     if len(exact) != len(rows):
         raise HarnessError(f"{source}: {len(exact)} JSON lines but {len(rows)} rows were read")
     out, seen = [], set()

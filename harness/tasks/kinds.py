@@ -73,7 +73,21 @@ def target_id(prompt: Prompt) -> str:
 def _render_choices(task: TaskSpec, ex: Example) -> Rendered:
     choices = tuple(choices_of(task, ex))
     gold = gold_of(task, ex, len(choices))
-    return Rendered(ex.id, fill(task, "prompt.query", task.prompt.query, ex), choices, gold, choices[gold])
+    return Rendered(ex.id, fill(task, "prompt.query", task.prompt.query, ex), choices, gold, choices[gold],
+                    credit=_credit(task, ex, len(choices)))
+
+
+def _credit(task: TaskSpec, ex: Example, n_choices: int) -> tuple[float, ...]:
+    """The score of each choice from the field prompt.choice_scores names (set by BIG-bench tasks), else ()."""
+    if not task.prompt.choice_scores:
+        return ()
+    field_name = task.prompt.choice_scores.removeprefix("$")
+    value = ex.fields.get(field_name)
+    if (not isinstance(value, (list, tuple)) or len(value) != n_choices
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise HarnessError(f"{task.path}: example {ex.id}: {field_name} must list one number per choice "
+                           f"({n_choices}), got {value!r}")
+    return tuple(float(v) for v in value)
 
 
 def _render_partial(task: TaskSpec, ex: Example) -> Rendered:
@@ -134,7 +148,7 @@ def _choice_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, un
     scored = [results[choice_id(p, i)] for i in range(len(r.choices))]
     uncond = tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices))) if unconditional else ()
     return ChoiceOutcome(r.choices, r.gold, tuple(s.logprob for s in scored), tuple(s.is_greedy for s in scored),
-                         tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored))
+                         tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored), r.credit)
 
 
 def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ClozeOutcome:

@@ -53,6 +53,7 @@ class PromptSpec:
     filters: tuple[Filter, ...] = ()  # generate: applied in order to the continuation before metrics
     regex: str = ""  # generate: the pattern of the regex filter
     template: str = ""  # "" : $field templates; "jinja": sandboxed Jinja (tasks imported from lm-eval, tasks/jinja.py)
+    choice_scores: str = ""  # multiple_choice: '$field' naming a list of numbers, the credit of each choice (BIG-bench)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from harness.files import atomic_folder
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
+from harness.reporting.lmeval_io import write_lmeval
 from harness.reporting.pages import write_report
 from harness.reporting.runs import samples_frame
 
@@ -57,6 +58,8 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
         name = output.model.get("name", folder.name)
         write_report(tmp, frame, samples, title=f"Run {folder.name}", finetune={name: output.finetune},
                      models={name: output.model})  # report.md, .tex, .html, plots/
+        if "lm-eval" in config.formats:
+            write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
     return frame
 
 

@@ -163,3 +163,15 @@ def test_report_of_two_models_has_paired_tests_between_them():
     one = render_markdown(build_report(frame[frame.model == "small"], samples[samples.model == "small"], "One"))
     assert "Paired tests: none: nothing to pair against (one model, one setting: ZS)" in one
     assert "no per-example samples" not in one
+
+
+def test_compare_two_runs_pairs_examples_by_prompt(task_env, tiny_gpt2_dir, capsys):
+    assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs", "--limit", "6", tasks=("toy_mc",), name="a") == 0
+    assert run_cli(task_env, f"reference:{tiny_gpt2_dir}", "--settings", "zs", "--limit", "4", tasks=("toy_mc",),
+                   name="b") == 0
+    results = task_env["root"] / "results"
+    capsys.readouterr()
+    assert main(["compare", str(results / "a"), str(results / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "## Paired tests on the same examples: 0 of 4 significant at 0.05" in text
+    assert "| toy_mc | acc | ZS(0) | 4 | 2/0 | +0 | [+0, +0] | 1 | mcnemar |" in text  # same weights, two backends

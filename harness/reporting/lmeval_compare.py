@@ -186,7 +186,8 @@ def compare_lmeval_text(run: Run, lmeval: dict[str, LmevalTask], task_map: dict[
         lines += [f"## {name}, {f.setting}", "",
                   f"Paired documents: {f.paired} (only in the harness run: {f.only_ours}, only in lm-eval: "
                   f"{f.only_lmeval}); differing predictions: {f.differing}{delta}", ""]
-        grid_rows = tuple((r["metric"], fmt(r["ours"]), fmt(r["lmeval"]),
+        grid_rows = tuple((r["metric"], f"{fmt(r['ours'])} (n {f.paired + f.only_ours})",
+                           f"{fmt(r['lmeval'])} (n {f.paired + f.only_lmeval})",
                            "" if math.isnan(r["delta"]) else f"{r['delta']:+.4g}",
                            r["test"] or "-", "" if math.isnan(r["p"]) else f"{r['p']:.3g}"
                            + (" *" if r["p"] < ALPHA else "")) for r in f.rows)

@@ -193,6 +193,9 @@ def compare_lmeval_text(run: Run, lmeval: dict[str, LmevalTask], task_map: dict[
                            + (" *" if r["p"] < ALPHA else "")) for r in f.rows)
         lines += [markdown(Grid(("metric", "harness", "lm-eval", "harness − lm-eval (paired)", "test", "p"),
                                 grid_rows)), ""]
+        if f.paired == 0 and f.setting != "ZS":
+            lines += ["No document pairs: few-shot contexts hold the demonstrations each tool drew, so they pair only "
+                      "when both drew the same ones.", ""]
         if f.shown:
             lines += [f"First {len(f.shown)} disagreements (end of context | harness | lm-eval):", ""]
             lines += [f"- …{c} | {a} | {b}" for c, a, b in f.shown] + [""]

@@ -97,7 +97,7 @@ def why_unpaired(samples: pd.DataFrame | None, paired: pd.DataFrame, between: pd
         return (f"none: nothing to pair against (one model, one setting: {', '.join(variants) or 'none'}); "
                 "a test needs ZS and another setting, or a second model on the same examples")
     return ("none: no two settings (one of them ZS) or models share at least two examples "
-            f"({len(models)} models; settings {', '.join(variants)})")
+            f"(models: {', '.join(models)}; settings: {', '.join(variants)})")
 
 
 def between_grid(between: pd.DataFrame) -> Grid:

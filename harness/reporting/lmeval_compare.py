@@ -171,6 +171,10 @@ def compare_lmeval(run: Run, lmeval: dict[str, LmevalTask], task_map: dict[str, 
     return [f for f in found if f is not None]
 
 
+def _value(value: float, n: int) -> str:
+    return "(not computed)" if math.isnan(value) else f"{fmt(value)} (n {n})"
+
+
 def compare_lmeval_text(run: Run, lmeval: dict[str, LmevalTask], task_map: dict[str, str], where: str) -> str:
     found = compare_lmeval(run, lmeval, task_map)
     lines = [f"# {run.folder.name} → lm-eval output {where}", ""]
@@ -186,8 +190,8 @@ def compare_lmeval_text(run: Run, lmeval: dict[str, LmevalTask], task_map: dict[
         lines += [f"## {name}, {f.setting}", "",
                   f"Paired documents: {f.paired} (only in the harness run: {f.only_ours}, only in lm-eval: "
                   f"{f.only_lmeval}); differing predictions: {f.differing}{delta}", ""]
-        grid_rows = tuple((r["metric"], f"{fmt(r['ours'])} (n {f.paired + f.only_ours})",
-                           f"{fmt(r['lmeval'])} (n {f.paired + f.only_lmeval})",
+        grid_rows = tuple((r["metric"], _value(r["ours"], f.paired + f.only_ours),
+                           _value(r["lmeval"], f.paired + f.only_lmeval),
                            "" if math.isnan(r["delta"]) else f"{r['delta']:+.4g}",
                            r["test"] or "-", "" if math.isnan(r["p"]) else f"{r['p']:.3g}"
                            + (" *" if r["p"] < ALPHA else "")) for r in f.rows)

@@ -74,7 +74,7 @@ def _read_json(path: Path) -> dict:
 
 def load_lmeval(folder: Path) -> dict[str, LmevalTask]:
     """Every task of an lm-eval output folder with its per-document samples; the newest file wins per task.
-    A task in two folders (two models) is an error: give the folder of one."""
+    A task in two folders (two models, or two settings of an export) is an error: give one of them."""
     folder = Path(folder)
     files = results_files(folder)
     if not files:
@@ -85,7 +85,7 @@ def load_lmeval(folder: Path) -> dict[str, LmevalTask]:
         for name in data["results"]:
             if name in tasks and tasks[name].source.parent != path.parent:
                 raise HarnessError(f"{folder}: task {name} is in both {tasks[name].source.parent} and {path.parent}; "
-                                   "give the folder of one model")
+                                   "give one of the two folders")
             samples_path = path.parent / f"samples_{name}_{stamp}.jsonl"
             if not samples_path.is_file():
                 raise HarnessError(f"{samples_path}: missing; run lm_eval with --log_samples to compare per document")

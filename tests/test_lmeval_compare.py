@@ -175,3 +175,17 @@ def test_compare_two_runs_pairs_examples_by_prompt(task_env, tiny_gpt2_dir, caps
     text = capsys.readouterr().out
     assert "## Paired tests on the same examples: 0 of 4 significant at 0.05" in text
     assert "| toy_mc | acc | ZS(0) | 4 | 2/0 | +0 | [+0, +0] | 1 | mcnemar |" in text  # same weights, two backends
+
+
+def test_fewshot_export_pairs_with_its_run_and_two_variants_need_one_folder(task_env, tiny_gpt2_dir, capsys):
+    assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,fs", "--shots", "2", "--limit", "4", "--format", "lm-eval",
+                   tasks=("toy_mc",)) == 0
+    run = task_env["root"] / "results" / "r"
+    assert sorted(p.name for p in (run / "lm-eval").iterdir()) == ["fs2-s0", "zs"]
+    capsys.readouterr()
+    assert main(["compare", str(run), str(run / "lm-eval" / "fs2-s0")]) == 0
+    text = capsys.readouterr().out
+    assert "## toy_mc, FS(2)" in text and "Paired documents: 4 (only in the harness run: 0, only in lm-eval: 0)" in text
+    assert main(["compare", str(run), str(run / "lm-eval")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "task toy_mc is in both" in err and "give one of the two folders" in err and len(err.splitlines()) == 1

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
+    run.add_argument("--format", dest="formats", action="append", default=None, metavar="lm-eval",
+                     help="also write the run in lm-eval 0.4's layout under <run folder>/lm-eval/ (README: Checking against lm-eval)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in the result cache, $HARNESS_CACHE/results.sqlite "
                      "(default: cache on; see harness cache info)")
@@ -83,9 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--published-dir", type=Path, default=None,
                         help="folder of gpt3_table_h1.csv (default: $HARNESS_PUBLISHED_DIR, else shared/published beside the checkout)")
 
-    compare = sub.add_parser("compare", help="show what changed between two runs: scores and run.json")
+    compare = sub.add_parser("compare", help="show what changed between two runs (scores, paired tests, run.json), "
+                             "or a run against lm-eval output (--log_samples) of the same model")
     compare.add_argument("run_a", type=Path, metavar="RUN_A")
-    compare.add_argument("run_b", type=Path, metavar="RUN_B")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="a run folder or an lm-eval --output_path folder")
+    compare.add_argument("--task-map", action="append", default=None, metavar="LMEVAL_TASK=HARNESS_TASK",
+                         help="pair an lm-eval task with a harness task of another name (repeatable)")
 
     imports = sub.add_parser("import-lmeval", help="translate an lm-evaluation-harness task YAML into a task file")
     imports.add_argument("yaml", type=Path, metavar="PATH.yaml")
@@ -151,6 +156,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         ray_address=args.ray_address,
         shard_retries=args.shard_retries,
         tasks_dirs=tuple(args.tasks_dir),
+        formats=tuple(args.formats or ()),
     )
 
 
@@ -169,7 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if made and not any(folder.parent.iterdir()):  # a failed run leaves no empty --output-dir behind
             folder.parent.rmdir()
     print((folder / "report.md").read_text())
-    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/) in {output.seconds:.0f} s")
+    extra = ", lm-eval/" if "lm-eval" in config.formats else ""
+    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/{extra}) in {output.seconds:.0f} s")
     return 0
 
 
@@ -193,9 +200,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reporting.compare import compare_text
+    from harness.reporting.lmeval_compare import compare_lmeval_text, parse_task_map
+    from harness.reporting.lmeval_io import is_lmeval_folder, load_lmeval
     from harness.reporting.runs import load_run
 
-    print(compare_text(load_run(args.run_a), load_run(args.run_b)))
+    task_map = parse_task_map(args.task_map)
+    run, other = (args.run_b, args.run_a) if is_lmeval_folder(args.run_a) else (args.run_a, args.run_b)
+    if is_lmeval_folder(other):
+        print(compare_lmeval_text(load_run(run), load_lmeval(other), task_map, str(other)))
+    elif task_map:
+        raise HarnessError("--task-map: only when one folder is lm-eval output (results_*.json)")
+    else:
+        print(compare_text(load_run(args.run_a), load_run(args.run_b)))
     return 0
 
 

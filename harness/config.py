@@ -59,6 +59,9 @@ class ExecutorKind(enum.StrEnum):
 DEFAULT_WORKERS = 2  # Ray workers when --workers is not given
 
 
+OUTPUT_FORMATS = ("lm-eval",)  # --format: written beside scores.csv and samples.jsonl
+
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = DEFAULT_MODEL  # registry name, folder, .gguf file or hub id
@@ -81,6 +84,7 @@ class RunConfig:
     ray_address: str | None = None  # None: a local one-machine cluster; "auto" or HOST:PORT: join that cluster
     shard_retries: int = 3  # attempts of a shard in all (Ray restarts lost workers) before the run stops
     tasks_dirs: tuple[str, ...] = ()  # --tasks-dir: user task folders searched before $HARNESS_TASKS_PATH and tasks/
+    formats: tuple[str, ...] = ()  # extra layouts of the run folder: "lm-eval" (lm-eval 0.4 results + samples)
 
     def __post_init__(self):
         if not self.tasks:
@@ -89,6 +93,9 @@ class RunConfig:
             raise HarnessError("--settings: give at least one of zs, 1s, fs, ft")
         if any(k < 0 for k in self.shots) or not self.shots:
             raise HarnessError(f"--shots: need non-negative integers, got {list(self.shots)}")
+        for name in self.formats:
+            if name not in OUTPUT_FORMATS:
+                raise HarnessError(f"--format {name}: not a known output format (known: {', '.join(OUTPUT_FORMATS)})")
         if self.seeds < 1:
             raise HarnessError(f"--seeds: need at least 1, got {self.seeds}")
         if self.limit is not None and self.limit < 1:

@@ -90,7 +90,7 @@ def test_renderings_carry_the_same_numbers(tmp_path):
     written = write_report(tmp_path, synthetic_frame(), synthetic_samples(), "Synthetic")
     assert {p.name for p in written} >= {"report.md", "report.tex", "report.html", "summary.png", "sweep_piqa.png"}
     page = (tmp_path / "report.html").read_text()
-    assert page.count("<table") == 4 and page.count('src="data:image/png;base64,') == len(written) - 3
+    assert page.count("<table") == 5 and page.count('src="data:image/png;base64,') == len(written) - 3
     assert "<script" not in page and "http://" not in page.split("<h2>Published")[0]
     assert 'class="sig">0.700 ± 0.050 Δ +0.200*' in page
 

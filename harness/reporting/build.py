@@ -17,7 +17,7 @@ from harness.reporting.changes import Comparison, find_changes
 from harness.reporting.grid import Grid
 from harness.reporting.published import Source, published_numbers
 from harness.reporting.runs import normalize_scores
-from harness.reporting.significance import paired_comparisons
+from harness.reporting.significance import model_comparisons, paired_comparisons
 from harness.reporting.truncation import truncation_notes
 from harness.reporting.tables import (
     bands_grid,
@@ -50,6 +50,9 @@ class Report:
     changes: tuple[Comparison, ...] = ()  # the examples behind a difference
     params: dict | None = None  # model -> parameters (run.json), for the scale figures
     warnings: tuple[str, ...] = ()  # fallbacks the runs took (run.json "warnings"), shown before the scores
+    between: pd.DataFrame | None = None  # paired tests of each model against the first (significance.BETWEEN)
+    between_grid: Grid | None = None
+    unpaired: str = ""  # why there are no paired tests at all, "" when there are some
 
 
 def model_params(models: dict[str, dict] | None) -> dict[str, float]:
@@ -76,11 +79,45 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
     sources = tuple(dict.fromkeys(p.source for p in numbers))
     bands = bands_grid(cells, h1, gpt3.BAND_MODELS)
     higher = dict(zip(cells["metric"], cells["higher_is_better"].astype(bool), strict=True))
+    between = model_comparisons(samples)
     return Report(title, cells, paired, main, legend, sweep_grid(cells) if has_sweep(cells) else None,
                   significance_grid(paired, legend) if not paired.empty else None, published, sources,
                   _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}), bands, h1,
                   gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models),
-                  tuple(warnings))
+                  tuple(warnings), between, between_grid(between) if not between.empty else None, why_unpaired(samples, paired, between))
+
+
+def why_unpaired(samples: pd.DataFrame | None, paired: pd.DataFrame, between: pd.DataFrame) -> str:
+    """The true reason a report has no paired test, or "" when it has some."""
+    if samples is None:
+        return "not available (no samples.jsonl: the per-example values are missing)"
+    if not paired.empty or not between.empty:
+        return ""
+    models = list(dict.fromkeys(samples["model"]))
+    variants = sorted({column_label(s, int(k)) for s, k in zip(samples["setting"], samples["k"], strict=True)})
+    if len(models) == 1 and len(variants) <= 1:
+        return (f"none: nothing to pair against (one model, one setting: {', '.join(variants) or 'none'}); "
+                "a test needs ZS and another setting, or a second model on the same examples")
+    return ("none: no two settings (one of them ZS) or models share at least two examples "
+            f"(models: {', '.join(models)}; settings: {', '.join(variants)})")
+
+
+def between_grid(between: pd.DataFrame) -> Grid:
+    """Each model against the first on the same examples (paired by prompt text)."""
+    rows = tuple((r["task"], r["metric"], column_label(r["setting"], int(r["k"])), f"{r['model_b']} − {r['model_a']}",
+                  str(r["n"]), "" if pd.isna(r["delta"]) else f"{r['delta']:+.4g}",
+                  "" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]",
+                  "" if pd.isna(r["p_value"]) else f"{r['p_value']:.3g}" + ("*" if r["significant"] else ""), r["test"])
+                 for r in between.to_dict("records"))
+    return Grid(("task", "metric", "setting", "models", "paired n", "Δ", "95% CI", "p", "test"), rows)
+
+
+def between_findings(between: pd.DataFrame | None) -> tuple[str, ...]:
+    if between is None or between.empty:
+        return ()
+    return tuple(f"{r['task']} {r['metric']} {column_label(r['setting'], int(r['k']))}: {r['model_b']} − {r['model_a']} = "
+                 f"{r['delta']:+.3f} (95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p = {r['p_value']:.3g}, "
+                 f"{r['test']}, n = {r['n']})" for r in between[between["significant"]].to_dict("records"))
 
 
 def _findings(paired: pd.DataFrame) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from harness.reporting.grid import Grid, markdown
 from harness.reporting.runs import Run
+from harness.reporting.significance import ALPHA, ITERS, paired_between
 from harness.reporting.tables import fmt
 
 CELL = ["task", "setting", "k", "seed", "metric"]  # the model may differ: comparing two models is a use too
@@ -39,7 +40,7 @@ def _flatten(value, prefix: str = "") -> dict[str, object]:
     return {prefix: value}
 
 
-IGNORED = ("run", "finished", "seconds", "command", "config.run_name", "git.")  # differ on every run by design
+IGNORED = ("run", "finished", "seconds", "command", "config.run_name", "config.formats", "git.")  # differ on every run by design
 
 
 def manifest_changes(a: dict, b: dict) -> list[tuple[str, str, str]]:
@@ -48,6 +49,28 @@ def manifest_changes(a: dict, b: dict) -> list[tuple[str, str, str]]:
     keys = sorted(set(fa) | set(fb))
     return [(k, str(fa.get(k, "(absent)")), str(fb.get(k, "(absent)"))) for k in keys
             if fa.get(k) != fb.get(k) and not any(k == i or k.startswith(i) for i in IGNORED)]
+
+
+def paired_lines(a: Run, b: Run) -> list[str]:
+    """B − A per (task, metric, setting, k) on the examples both runs scored, paired by prompt text."""
+    if a.samples is None or b.samples is None:
+        return ["## Paired tests: not available (" + " and ".join(
+            f"{x.folder.name} has no samples.jsonl" for x in (a, b) if x.samples is None) + ")", ""]
+    paired = paired_between(a.samples, b.samples, a.folder.name, b.folder.name)
+    tested = paired[paired["n"] >= 2]
+    lines = [f"## Paired tests on the same examples: {int(tested['significant'].sum()) if len(tested) else 0} of "
+             f"{len(tested)} significant at {ALPHA}", "",
+             f"Examples paired by prompt text; McNemar's exact test for 0/1 metrics with one seed, else a paired "
+             f"bootstrap with {ITERS} resamples.", ""]
+    if len(paired):
+        rows = tuple((r.task, r.metric, f"{r.setting}({r.k})", str(r.n), f"{r.only_a}/{r.only_b}",
+                      "" if math.isnan(r.delta) else f"{r.delta:+.4g}",
+                      "" if math.isnan(r.ci_low) else f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]",
+                      "" if math.isnan(r.p_value) else f"{r.p_value:.3g}" + (" *" if r.significant else ""), r.test)
+                     for r in paired.itertuples())
+        labels = ("task", "metric", "setting", "paired n", "only A/only B", "B − A", "95% CI", "p", "test")
+        lines += [markdown(Grid(labels, rows)), ""]
+    return lines
 
 
 def compare_text(a: Run, b: Run) -> str:
@@ -69,6 +92,7 @@ def compare_text(a: Run, b: Run) -> str:
         extra = only_in(x, y)
         if len(extra):
             lines += [f"Only in {name}: " + ", ".join(sorted({f"{r.task} {r.setting}({r.k})" for r in extra.itertuples()})), ""]
+    lines += paired_lines(a, b)
     changes = manifest_changes(a.manifest, b.manifest)
     lines += [f"## run.json: {len(changes)} differences (config, model, task files, data hashes, versions)", ""]
     if changes:

@@ -22,6 +22,7 @@ from harness.files import atomic_folder, check_writable, claim, release, why
 from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
+from harness.reporting.lmeval_io import write_lmeval
 from harness.reporting.pages import write_report
 from harness.reporting.runs import samples_frame
 
@@ -88,6 +89,8 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     samples = samples_frame(output.samples, name)
     write_report(tmp, frame, samples, title=f"Run {run}", finetune={name: output.finetune},
                  models={name: output.model}, warnings=output.warnings)  # report.md, .tex, .html, plots/
+    if "lm-eval" in config.formats:
+        write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
 
 
 def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:

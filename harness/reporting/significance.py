@@ -1,4 +1,4 @@
-"""Paired comparisons of each setting against zero-shot on the same examples.
+"""Paired comparisons on the same examples: each setting against zero-shot, and one model (or run) against another.
 
 For every (model, task, metric) and every setting (1S, FS(k), FT), the examples scored both in ZS and in
 that setting are paired by example id. With several demonstration seeds, each example's value is first
@@ -9,6 +9,10 @@ averaged over the seeds; the spread across seeds is reported separately (tables.
 - McNemar's exact test for 0/1 metrics with one seed: only discordant pairs count; b = examples right in
   the setting and wrong in ZS, c = the reverse; p = two-sided binomial(b + c, 1/2) tail, no approximation.
 A difference is marked significant when its p-value is below ALPHA.
+
+Between two models or runs (paired_between, model_comparisons) examples are paired by their document
+text (the rendered prompt, and the demonstration seed), never by position or id, so runs over differently
+ordered or limited data pair correctly; examples only one side has are counted, not tested.
 """
 
 from __future__ import annotations
@@ -124,3 +128,71 @@ def _without_fs1_twins(paired: pd.DataFrame) -> pd.DataFrame:
     twin = [(s == "FS" and k == 1 and (m, t, x) in one_shot)
             for m, t, x, s, k in paired[["model", "task", "metric", "setting", "k"]].itertuples(index=False)]
     return paired[~pd.Series(twin, index=paired.index, dtype=bool)].reset_index(drop=True)
+
+
+BETWEEN = ["model_a", "model_b", "task", "metric", "setting", "k", "n", "seeds", "delta", "ci_low", "ci_high",
+           "p_value", "test", "significant", "only_a", "only_b"]
+
+
+def _prompt_keys(rows: pd.DataFrame) -> list[tuple]:
+    """(seed, prompt text, occurrence): the same document twice in one run stays two examples. Frames without
+    the sample records (built by hand, not read from samples.jsonl) fall back to the example id."""
+    seen: dict[tuple, int] = {}
+    keys = []
+    records = rows["sample"] if "sample" in rows else [None] * len(rows)
+    for seed, sample, example in zip(rows["seed"], records, rows["example_id"], strict=True):
+        text = sample.get("prompt") if isinstance(sample, dict) else None
+        base = (int(seed), text if text is not None else f"id:{example}")
+        seen[base] = seen.get(base, -1) + 1
+        keys.append(base + (seen[base],))
+    return keys
+
+
+def _paired_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Values of the examples both sides have, paired by prompt text and averaged over seeds per example:
+    (a (n, m), b (n, m), seeds, only in a, only in b)."""
+    ka, kb = _prompt_keys(a), _prompt_keys(b)
+    index_b = {k: i for i, k in enumerate(kb)}
+    common = [(i, index_b[k]) for i, k in enumerate(ka) if k in index_b]
+    if not common:
+        return np.empty((0, 1)), np.empty((0, 1)), 0, len(ka), len(kb)
+    va = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in a["value"]]
+    vb = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in b["value"]]
+    ids = a["example_id"].to_numpy()
+    frame_a = pd.DataFrame(np.stack([va[i] for i, _ in common]), index=[ids[i] for i, _ in common])
+    frame_b = pd.DataFrame(np.stack([vb[j] for _, j in common]), index=frame_a.index)
+    seeds = len({ka[i][0] for i, _ in common})
+    return (frame_a.groupby(level=0, sort=False).mean().to_numpy(), frame_b.groupby(level=0, sort=False).mean().to_numpy(),
+            seeds, len(ka) - len(common), len(kb) - len(common))
+
+
+def paired_between(a: pd.DataFrame, b: pd.DataFrame, model_a: str = "A", model_b: str = "B") -> pd.DataFrame:
+    """One row per (task, metric, setting, k) both sample frames have: the paired difference b - a."""
+    out = []
+    groups_b = {key: rows for key, rows in b.groupby(["task", "metric", "setting", "k"], sort=False)}
+    for (task, metric, setting, k), rows_a in a.groupby(["task", "metric", "setting", "k"], sort=False):
+        rows_b = groups_b.get((task, metric, setting, k))
+        if rows_b is None:
+            continue
+        x, y, seeds, only_a, only_b = _paired_values(rows_a, rows_b)
+        base = {"model_a": model_a, "model_b": model_b, "task": task, "metric": metric, "setting": setting,
+                "k": int(k), "n": len(x), "seeds": seeds, "only_a": only_a, "only_b": only_b}
+        if len(x) < 2:
+            out.append(base | {"delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
+                               "test": "none (fewer than 2 paired examples)", "significant": False})
+            continue
+        binary = seeds == 1 and x.shape[1] == 1 and bool(np.isin(np.concatenate([x, y]), (0.0, 1.0)).all())
+        r = compare_pair(x, y, _aggregate_of(metric), binary)
+        out.append(base | {"delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
+                           "test": r.test, "significant": r.p_value < ALPHA})
+    return pd.DataFrame(out, columns=BETWEEN)
+
+
+def model_comparisons(samples: pd.DataFrame | None) -> pd.DataFrame:
+    """Every other model against the first, on the examples both scored (a merged report of several runs)."""
+    if samples is None or samples.empty or samples["model"].nunique() < 2:
+        return pd.DataFrame(columns=BETWEEN)
+    models = list(dict.fromkeys(samples["model"]))
+    parts = [paired_between(samples[samples["model"] == models[0]], samples[samples["model"] == other],
+                            models[0], other) for other in models[1:]]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BETWEEN)

@@ -178,8 +178,8 @@ def count_words(text: str) -> int:
 
 def _choice_sample(p: Prompt, o: ChoiceOutcome) -> dict:
     prediction = max(range(len(o.logprobs)), key=o.logprobs.__getitem__)  # the first of equal maxima, as argmax
-    sample = {"choices": list(o.choices), "gold": o.gold, "logprobs": list(o.logprobs), "n_tokens": list(o.n_tokens),
-              "prediction": prediction}
+    sample = {"choices": list(o.choices), "gold": o.gold, "logprobs": list(o.logprobs), "greedy": list(o.greedy),
+              "n_tokens": list(o.n_tokens), "prediction": prediction}
     if o.unconditional:
         sample["unconditional_logprobs"] = list(o.unconditional)
     return sample | {"truncated": o.truncated}

@@ -44,7 +44,7 @@ def test_dom_has_tables_figures_and_no_console_errors(page):
     done = chromium("--dump-dom", page.as_uri(), cwd=page.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
-    assert dom.count("<table") == 4 and "<h2>Shot sweep</h2>" in dom and "Published reference numbers" in dom
+    assert dom.count("<table") == 5 and "<h2>Shot sweep</h2>" in dom and "Published reference numbers" in dom
     images = re.findall(r'<img [^>]*src="([^"]*)"', dom)
     assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)  # summary, piqa, k-sweep
     assert 'class="sig"' in dom  # the significant FT difference is highlighted

@@ -350,3 +350,24 @@ def test_a_full_disk_anywhere_else_is_one_line_too(task_env, tiny_gpt2_dir, caps
     one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys,
                    "could not write /cache/models/x/model.safetensors (disk full)")
     assert not (task_env["root"] / "results").exists()
+
+
+def test_runs_creating_a_new_cache_at_the_same_time_both_open_it(tmp_path):
+    """The first open of a new cache file switches it to WAL; two runs doing that at once could get `database is
+    locked` at once (no busy wait), which the opening retries. Many fresh files, four openers each."""
+    errors = []
+
+    def opener(path: Path, fingerprint: str) -> None:
+        try:
+            cache_module.ResultCache(path, fingerprint, fingerprint).close()
+        except Exception as e:  # noqa: BLE001  collected: the test fails on it below
+            errors.append(e)
+
+    for trial in range(30):
+        path = tmp_path / f"{trial}" / "results.sqlite"
+        threads = [threading.Thread(target=opener, args=(path, str(i))) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

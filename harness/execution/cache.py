@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -38,12 +39,22 @@ _ADVICE = f"free some space, set ${RESULT_CACHE_ENV} to a file elsewhere, or run
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=BUSY_SECONDS)
-    db.execute("PRAGMA journal_mode=WAL")
-    for statement in _TABLES:
-        db.execute(statement)
-    db.commit()
-    return db
+    """Open (and on first use create) the cache. Two runs creating the same new file at once can get `database is
+    locked` from the switch to WAL without SQLite's busy wait, so opening retries until BUSY_SECONDS have passed."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        db = sqlite3.connect(path, timeout=BUSY_SECONDS)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            for statement in _TABLES:
+                db.execute(statement)
+            db.commit()
+            return db
+        except sqlite3.OperationalError as e:
+            db.close()
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def open_checked(path: Path) -> None:

@@ -23,7 +23,8 @@ from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
 from harness.lineage import lineage_summary
 from harness.models.base import LanguageModel, Trainable
-from harness.models.registry import check_serves, load_model, resolve
+from harness.models.lazy import LazyModel
+from harness.models.registry import LoadOptions, check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
 from harness.score import needs_unconditional, score_task
@@ -127,8 +128,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     check_model(config.model if model is None else model, tasks)
     executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
-        say(f"loading model {config.model}")
-        model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
+        model = model_for(config, tasks)
     tasks = [fit(t, model) for t in tasks]
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
     results = plan.join(executor.execute(plan, model))
@@ -143,6 +143,15 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
     return RunOutput(tuple(r for s in scored for r in s.rows), tuple(x for s in scored for x in s.samples), tuple(tasks),
                      described, time.time() - started, git, lineages)
+
+
+def model_for(config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
+    """`config.model`, loaded when a request first needs it when results are cached (a fully cached rerun
+    loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
+    if config.cache and all(t.train is None for t in tasks):
+        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype))
+    say(f"loading model {config.model}")
+    return load_model(config.model, config.device, config.batch_tokens, config.dtype)
 
 
 def executor_for(config: RunConfig) -> Executor:

@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.config import DType  # noqa: E402
-from harness.models.fastpath import PackMode  # noqa: E402
-from harness.models.hf import DEFAULT_BATCH_TOKENS, HFModel  # noqa: E402
-from harness.models.registry import load_model, load_transformers, model_files  # noqa: E402
-from harness.records import GenerateRequest, LoglikelihoodRequest, RollingRequest  # noqa: E402
+from harness.config import DType
+from harness.models.fastpath import PackMode
+from harness.models.hf import DEFAULT_BATCH_TOKENS, HFModel
+from harness.models.registry import load_model, load_transformers, model_files
+from harness.records import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA device (tests/tools/gpu_check.sh runs these on a GPU machine)")

@@ -1,7 +1,7 @@
 """Wall time of a rerun whose every result is cached, and where it goes.
 
     python tests/tools/bench_startup.py [--runs 5] [--model smollm2-135m] [--tasks piqa,lambada_openai]
-                                        [--settings zs] [--limit 200] [--output-dir DIR]
+                                        [--settings zs] [--limit 200] [--output-dir DIR] [--root CHECKOUT]
 
 Runs `harness run` once to fill the result cache (skipped when DIR already holds it), then --runs cached
 reruns, each in a fresh subprocess (as a user would), and prints their median wall time. Then one more
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "transformers", "datasets", "matplotlib", "pandas", "scipy", "pyarrow", "numpy")
+HEAVY = ("torch", "transformers", "datasets", "matplotlib", "matplotlib.pyplot", "pandas", "scipy", "pyarrow", "numpy")
 STEPS = {  # label -> (file suffix, function name) in the profile
     "prepare (tasks, data, prompts)": ("harness/pipeline.py", "prepare"),
     "  datasets json loader": ("harness/tasks/data.py", "_read_local"),
@@ -44,10 +44,10 @@ def harness_command(args, name: str) -> list[str]:
 
 def run(args, name: str, *python_flags: str) -> float:
     """Wall seconds of one `harness run` in a fresh interpreter; its CPU seconds (user + system) go to args.cpu."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(args.root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *python_flags, *harness_command(args, name)], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, *python_flags, *harness_command(args, name)], cwd=args.root, env=env,
                           capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -86,6 +86,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where the runs and their cache go (default: a new temporary folder)")
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="the checkout whose harness runs (default: this one; another one compares before/after)")
     args = parser.parse_args()
     args.output_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="bench_startup-"))
     stamp = time.strftime("%H%M%S")

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(task_env, model: Path, name: str, *extra: str) -> int:
     paths = ",".join(str(task_env["tasks"] / f"{t}.toml") for t in ("toy_mc", "toy_cloze", "toy_docs"))
-    return main(["run", "--model", str(model), "--tasks", paths, "--data-dir", str(task_env["data"]), "--settings", "zs",
+    settings = [] if "--settings" in extra else ["--settings", "zs"]
+    return main(["run", "--model", str(model), "--tasks", paths, "--data-dir", str(task_env["data"]), *settings,
                  "--limit", "3", "--output-dir", str(task_env["root"] / "results"), "--run-name", name, *extra])
 
 
@@ -51,6 +52,17 @@ def test_fully_cached_rerun_loads_no_model(task_env, tiny_gpt2_dir, tmp_path, mo
     assert run_cli(task_env, tiny_gpt2_dir, "run-two") == 0
     assert "loading model" not in capsys.readouterr().err
     assert outputs(task_env, "run-two") == outputs(task_env, "run-one")  # same scores, samples, report, run.json model
+
+
+def test_fully_cached_few_shot_rerun_loads_no_model(task_env, tiny_gpt2_dir, tmp_path, monkeypatch, capsys):
+    """Fitting demonstrations counts tokens: the counts of the first run are kept, so the rerun needs no tokenizer."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    assert run_cli(task_env, tiny_gpt2_dir, "run-one", "--settings", "zs,1s,fs", "--shots", "2") == 0
+    assert "loading model" in capsys.readouterr().err
+    refuse_loading(monkeypatch)
+    assert run_cli(task_env, tiny_gpt2_dir, "run-two", "--settings", "zs,1s,fs", "--shots", "2") == 0
+    assert "loading model" not in capsys.readouterr().err
+    assert outputs(task_env, "run-two") == outputs(task_env, "run-one")
 
 
 def test_changed_weights_file_loads_the_model_again(task_env, tiny_gpt2_dir, tmp_path, monkeypatch, capsys):

@@ -8,9 +8,10 @@ scored, those are written to <cache>/described/<key>.json, keyed by:
   (config, tokenizer) and the first and last MiB of the large ones (weights);
   the --model name, backend, device, dtype and batch size; the torch and transformers versions; SCHEMA.
 
-A run whose key is on file reads the three facts back. Anything else (a request the result cache does not
-hold, a token count for fitting demonstrations, FT) loads the model at that moment, once, and from then on
-every question goes to the loaded model. Models with no local files (hub ids) are never described ahead.
+A run whose key is on file reads the three facts back. Token counts (fitting demonstrations into the
+context) are kept beside them, in <key>.counts.json, by the sha256 of the text. Anything else (a request the
+result cache does not hold, a text not counted before; FT never comes here) loads the model at that moment,
+once. Models with no local files (hub ids) are never described ahead.
 """
 
 from __future__ import annotations
@@ -93,15 +94,28 @@ def read_description(key: dict | None) -> dict | None:
 
 
 def write_description(key: dict, fingerprint: str, max_length: int, described: dict) -> None:
-    path = _record_path(key)
-    record = {"key": key, "fingerprint": fingerprint, "max_length": max_length, "describe": described}
+    _write_json(_record_path(key), {"key": key, "fingerprint": fingerprint, "max_length": max_length,
+                                    "describe": described})
+
+
+def _write_json(path: Path, document) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, path)
+        tmp.write_text(json.dumps(document, indent=1) + "\n")
+        os.replace(tmp, path)  # whole or not at all
     except OSError:  # a read-only cache only costs the next run its load
         pass
+
+
+def _read_counts(path: Path) -> dict[str, int]:
+    try:
+        counts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(counts, dict):
+        return {}
+    return {k: v for k, v in counts.items() if isinstance(k, str) and type(v) is int}
 
 
 class LazyModel:
@@ -115,6 +129,8 @@ class LazyModel:
         self._loaded: LanguageModel | None = None
         self._key = description_key(options)
         self._record = read_description(self._key)
+        self._counts: dict[str, int] | None = None  # sha256 of a text -> its token count
+        self._counted = False  # a count was added this run: write them back
 
     @property
     def loaded(self) -> LanguageModel:
@@ -140,10 +156,20 @@ class LazyModel:
         described = self.loaded.describe()
         if self._key is not None:
             write_description(self._key, self.fingerprint(), self.loaded.max_length, described)
+            if self._counted:
+                _write_json(_record_path(self._key).with_suffix(".counts.json"), self._counts)
         return described
 
     def count_tokens(self, text: str) -> int:
-        return self.loaded.count_tokens(text)
+        if self._key is None:
+            return self.loaded.count_tokens(text)
+        if self._counts is None:
+            self._counts = _read_counts(_record_path(self._key).with_suffix(".counts.json"))
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest not in self._counts:
+            self._counts[digest] = self.loaded.count_tokens(text)
+            self._counted = True
+        return self._counts[digest]
 
     def loglikelihood(self, requests):
         return self.loaded.loglikelihood(requests)

@@ -149,7 +149,8 @@ def model_for(config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
     """`config.model`, loaded when a request first needs it when results are cached (a fully cached rerun
     loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
     if config.cache and all(t.train is None for t in tasks):
-        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype))
+        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype),
+                         lambda: load_model(config.model, config.device, config.batch_tokens, config.dtype))
     say(f"loading model {config.model}")
     return load_model(config.model, config.device, config.batch_tokens, config.dtype)
 

@@ -34,12 +34,14 @@ def outputs(task_env, name: str) -> dict[str, str]:
 
 
 def refuse_loading(monkeypatch) -> None:
+    from harness import pipeline
     from harness.models import hf, lazy, registry
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(hf, "from_pretrained", refuse)
+    monkeypatch.setattr(pipeline, "load_model", refuse)
     monkeypatch.setattr(registry, "load_model", refuse)
     monkeypatch.setattr(lazy, "load_model", refuse)
 

@@ -167,6 +167,8 @@ def model_files(name: str) -> Path | None:
     already there (a converted packaged model, a folder, a .gguf file); None for a hub id or a packaged model
     not yet converted. Loads and converts nothing."""
     parsed = resolve(name)
+    if parsed.backend.name not in ("transformers", "reference"):
+        return None  # another backend's spec says nothing about files
     if parsed.backend.name == "reference" and (Path(parsed.spec).expanduser() / REFERENCE_CONFIG).is_file():
         return Path(parsed.spec).expanduser()
     match source_of(parsed.spec):

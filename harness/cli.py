@@ -181,6 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.reporting.build import with_memory
     from harness.reporting.pages import write_report
     from harness.reporting.runs import merge_runs
 
@@ -190,7 +191,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.runs[0]
     title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
     finetune = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("finetune", {}) for r in runs}
-    models = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("model", {}) for r in runs}
+    models = {r.manifest.get("model", {}).get("name", r.folder.name): with_memory(r.manifest.get("model", {}), r.manifest)
+              for r in runs}
     warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w for r in runs for w in r.manifest.get("warnings", [])]
     written = write_report(out, frame, samples, title, finetune, models, args.published_dir, warnings)
     print((out / "report.md").read_text())

@@ -25,7 +25,8 @@ from harness.execution.plan import make_plan
 from harness.files import result_cache_path
 from harness.lineage import lineage_summary
 from harness.models.base import LanguageModel, Trainable
-from harness.models.registry import check_serves, load_model, resolve
+from harness.models.lazy import LazyModel
+from harness.models.registry import LoadOptions, check_serves, load_model, resolve
 from harness.provenance import git_state
 from harness.records import Example, Prompt, Rendered, Setting
 from harness.score import needs_unconditional, score_task, skipped_rows
@@ -187,8 +188,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     check_model(config.model if model is None else model, tasks)
     executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
-        say(f"loading model {config.model}")
-        model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
+        model = model_for(config, tasks)
     tasks = [fit(t, model) for t in tasks]
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
     results = plan.join(executor.execute(plan, model))
@@ -205,6 +205,16 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason, config)]
     return RunOutput(tuple(rows), tuple(x for s in scored for x in s.samples), tuple(tasks), described,
                      time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings), skipped)
+
+
+def model_for(config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
+    """`config.model`, loaded when a request first needs it when results are cached (a fully cached rerun
+    loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
+    if config.cache and all(t.train is None for t in tasks):
+        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype),
+                         lambda: load_model(config.model, config.device, config.batch_tokens, config.dtype))
+    say(f"loading model {config.model}")
+    return load_model(config.model, config.device, config.batch_tokens, config.dtype)
 
 
 def executor_for(config: RunConfig) -> Executor:

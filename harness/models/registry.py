@@ -27,7 +27,8 @@ from harness.models.hf import CACHE_ENV, cache_dir
 from harness.records import RequestKind
 
 __all__ = ["BACKENDS", "CACHE_ENV", "MODELS", "Backend", "HubModel", "LoadOptions", "ModelName", "PackagedGGUF",
-           "SplitGGUF", "backend_for", "cache_dir", "check_serves", "load_model", "load_transformers", "resolve"]
+           "SplitGGUF", "backend_for", "cache_dir", "check_serves", "load_model", "load_transformers", "model_files",
+           "resolve"]
 
 REFERENCE_CONFIG = "reference.json"  # reference.CONFIG_FILE, named here so that reading a name imports no torch
 
@@ -159,6 +160,25 @@ def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, 
     (transformers): loaded in fp32 and cast to `dtype`."""
     parsed = resolve(name)
     return parsed.backend.load(parsed.spec, LoadOptions(name, device, batch_tokens, dtype))
+
+
+def model_files(name: str) -> Path | None:
+    """The local folder or file that `load_model(name)` reads its weights and tokenizer from, when it is
+    already there (a converted packaged model, a folder, a .gguf file); None for a hub id or a packaged model
+    not yet converted. Loads and converts nothing."""
+    parsed = resolve(name)
+    if parsed.backend.name not in ("transformers", "reference"):
+        return None  # another backend's spec says nothing about files
+    if parsed.backend.name == "reference" and (Path(parsed.spec).expanduser() / REFERENCE_CONFIG).is_file():
+        return Path(parsed.spec).expanduser()
+    match source_of(parsed.spec):
+        case PackagedGGUF() | SplitGGUF():
+            folder = cache_dir() / "models" / parsed.spec
+            return folder if (folder / "config.json").is_file() else None
+        case Path() as path:
+            return path
+        case _:
+            return None
 
 
 def _cast(module, options: LoadOptions):

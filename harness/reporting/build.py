@@ -82,7 +82,8 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
     between = model_comparisons(samples)
     return Report(title, cells, paired, main, legend, sweep_grid(cells) if has_sweep(cells) else None,
                   significance_grid(paired, legend) if not paired.empty else None, published, sources,
-                  _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}), bands, h1,
+                  _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}) + memory_notes(models),
+                  bands, h1,
                   gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models),
                   tuple(warnings), between, between_grid(between) if not between.empty else None, why_unpaired(samples, paired, between))
 
@@ -140,6 +141,23 @@ def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]
     notes += truncation_notes(cells, samples)
     if samples is None:
         notes.append("No samples.jsonl: paired significance tests need the per-example values, so Δ has no marks.")
+    return tuple(notes)
+
+
+def with_memory(model: dict, document: dict) -> dict:
+    """A run.json "model" record with the run's peak memory (run.json "memory") beside it, for the run details."""
+    return {**model, "memory": document["memory"]} if isinstance(document.get("memory"), dict) else model
+
+
+def memory_notes(models: dict[str, dict] | None) -> tuple[str, ...]:
+    """Run details: each run's peak memory (run.json "memory"), where it was recorded."""
+    notes = []
+    for name, record in (models or {}).items():
+        memory = record.get("memory") if isinstance(record, dict) else None
+        if isinstance(memory, dict) and isinstance(memory.get("rss_mib"), (int, float)):
+            cuda = memory.get("cuda_mib")
+            gpu = f"; {cuda:.0f} MiB CUDA at most allocated by torch" if isinstance(cuda, (int, float)) else ""
+            notes.append(f"Run details: {name}'s run peaked at {memory['rss_mib']:.0f} MiB resident memory{gpu}.")
     return tuple(notes)
 
 

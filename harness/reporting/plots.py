@@ -56,16 +56,18 @@ def _panel(ax, cells: pd.DataFrame, points: pd.DataFrame, task: str, metric: str
 
 def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     """One PNG per task with more than one point or an FT line (panels per metric); returns the written paths."""
-    plt = _pyplot()
     points = sweep_points(cells)
     models = list(dict.fromkeys(cells["model"]))
-    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for task in dict.fromkeys(points["task"]):
-        ft = cells[(cells["task"] == task) & (cells["setting"] == "FT") & cells["value"].notna()]
-        if points.loc[points["task"] == task, "x"].nunique() < 2 and ft.empty:
-            continue  # a single zero-shot point is no curve: the tables carry it
+    drawn = [task for task in dict.fromkeys(points["task"])  # a single zero-shot point is no curve: the tables carry it
+             if points.loc[points["task"] == task, "x"].nunique() >= 2
+             or cells[(cells["task"] == task) & (cells["setting"] == "FT") & cells["value"].notna()].size]
+    if not drawn:
+        return written  # matplotlib takes seconds to import: only when there is a figure to draw
+    plt = _pyplot()
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    for task in drawn:
         metrics = list(dict.fromkeys(points.loc[points["task"] == task, "metric"]))
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
         for ax, metric in zip(axes[0], metrics, strict=True):

@@ -23,6 +23,7 @@ from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
 from harness.reporting.lmeval_io import write_lmeval
+from harness.reporting.build import with_memory
 from harness.reporting.pages import write_report
 from harness.reporting.runs import samples_frame
 
@@ -84,11 +85,12 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
         for sample in output.samples:
             f.write(json.dumps(sample, ensure_ascii=False) + "\n")
-    (tmp / "run.json").write_text(json.dumps(manifest(output, config, run), indent=2) + "\n")
+    document = manifest(output, config, run)
+    (tmp / "run.json").write_text(json.dumps(document, indent=2) + "\n")
     name = output.model.get("name", run)
     samples = samples_frame(output.samples, name)
     write_report(tmp, frame, samples, title=f"Run {run}", finetune={name: output.finetune},
-                 models={name: output.model}, warnings=output.warnings)  # report.md, .tex, .html, plots/
+                 models={name: with_memory(output.model, document)}, warnings=output.warnings)  # report.md, .tex, .html, plots/
     if "lm-eval" in config.formats:
         write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
 
@@ -123,4 +125,19 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
         "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
         "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
+        "memory": peak_memory(),
     }
+
+
+def peak_memory() -> dict:
+    """This process's peak resident memory so far, and torch's peak CUDA allocation where CUDA was used, in MiB
+    (Ray workers are other processes: not counted)."""
+    import resource
+
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak = {"rss_mib": round(rss_kib / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1), "cuda_mib": None}
+    torch = sys.modules.get("torch")  # never imported here just to ask
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        allocated = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        peak["cuda_mib"] = round(allocated / (1 << 20), 1)
+    return peak

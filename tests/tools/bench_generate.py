@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from harness.models import reference  # noqa: E402
 from harness.models.generation import context_ids, cut_at_stop  # noqa: E402
 from harness.models.gpt import AttentionImpl  # noqa: E402
-from harness.models.hf import HFModel  # noqa: E402
+from harness.models.hf import HFModel, default_batch_tokens  # noqa: E402
 from harness.records import GenerateRequest  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -156,21 +156,34 @@ def matmul_peak(width: int, repeats: int = 3) -> float:
         a, b = torch.randn(256, k), torch.randn(k, n)
         a @ b
         for _ in range(repeats):
+            sync()
             start = time.perf_counter()
             a @ b
+            sync()
             best = max(best, 2 * 256 * k * n / (time.perf_counter() - start) / 1e9)
     return best
 
 
+def sync() -> None:
+    """Wait for queued CUDA work, so that timings on an accelerator are of finished work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, *args):
+    sync()
     start = time.perf_counter()
     result = fn(*args)
+    sync()
     return time.perf_counter() - start, result
 
 
 def bench(label: str, hf, tok, workloads: dict[str, list[GenerateRequest]], repeats: int, sizes: list[int]) -> None:
-    model = HFModel(hf, tok, label, batch_tokens=1024)
-    ref = HFModel(reference.from_hf(hf, AttentionImpl.SDPA), tok, label, batch_tokens=1024, driver=reference.DRIVER)
+    where = next(hf.parameters())
+    batch_tokens = default_batch_tokens(str(where.device))
+    model = HFModel(hf, tok, label, batch_tokens=batch_tokens)
+    ref = HFModel(reference.from_hf(hf, AttentionImpl.SDPA).to(where.device, where.dtype), tok, label,
+                  batch_tokens=batch_tokens, driver=reference.DRIVER)
     width = getattr(hf.config, "n_embd", None) or hf.config.hidden_size
     for name, requests in workloads.items():
         paths = {"ours": lambda rs: ours(model, rs), "ours-ref": lambda rs: ours(ref, rs),
@@ -203,16 +216,25 @@ def main() -> None:
     parser.add_argument("--max-new", type=int, default=32, help="max_new_tokens (lm-eval's default max_gen_toks is 256)")
     parser.add_argument("--batch-sizes", default="1,8", help="lm-eval-style batch sizes")
     parser.add_argument("--models", default="gpt2-small-random,smollm2-135m")
+    parser.add_argument("--device", default="cpu", help="torch device: cuda runs every path there (default: cpu)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="weights (default: fp32)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        torch.set_default_device(args.device)  # the lm-eval-style path's and the peak's tensors too
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+
+    def placed(model, tokenizer):
+        return model.to(args.device, dtype), tokenizer
+
     workloads = {"nq_open": nq_open_requests(args.nq, args.max_new), "wmt14": wmt_requests(args.wmt, args.max_new)}
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    print(f"torch {torch.__version__}, {args.threads} threads, fp32, max_new_tokens {args.max_new}, medians of {args.repeats} "
+    print(f"torch {torch.__version__}, {args.device}, {args.threads} threads, {args.dtype}, max_new_tokens {args.max_new}, medians of {args.repeats} "
           f"interleaved repeats; Nx = path seconds / ours; same = texts equal to lm-eval-style batch 1")
     if "gpt2-small-random" in args.models:
-        bench("gpt2-small-rand", *random_gpt2_small(), workloads, args.repeats, sizes)
+        bench("gpt2-small-rand", *placed(*random_gpt2_small()), workloads, args.repeats, sizes)
     if "smollm2-135m" in args.models and SMOLLM2.is_dir():
-        bench("smollm2-135m", *smollm2(), workloads, args.repeats, sizes)
+        bench("smollm2-135m", *placed(*smollm2()), workloads, args.repeats, sizes)
 
 
 if __name__ == "__main__":

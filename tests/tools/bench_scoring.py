@@ -40,15 +40,16 @@ WORKLOADS = {  # name: (task, setting, shots, examples at --scale 1)
 }
 
 
-def build_model() -> HFModel:
+def build_model(device: str = "cpu", dtype: str = "fp32") -> HFModel:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from harness.models.tokenizer import gpt2_tokenizer
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=12, n_head=12, n_embd=768, n_positions=1024, vocab_size=50257)).eval()
+    model = model.to(device, torch.bfloat16 if dtype == "bf16" else torch.float32)
     tokenizer = gpt2_tokenizer(Path(tempfile.mkdtemp()) / "gpt2")
-    return HFModel(model, tokenizer, "random-gpt2-small", batch_tokens=default_batch_tokens("cpu"))
+    return HFModel(model, tokenizer, "random-gpt2-small", batch_tokens=default_batch_tokens(device))
 
 
 def build_requests(model: HFModel, task: str, setting: Setting, shots: int, n: int) -> list:
@@ -117,8 +118,10 @@ def matmul_peak(repeats: int = 3) -> float:
         a, b = torch.randn(4096, k), torch.randn(k, n)
         a @ b  # warm up
         for _ in range(repeats):
+            sync()
             start = time.perf_counter()
             a @ b
+            sync()
             best = max(best, 2 * 4096 * k * n / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -127,9 +130,17 @@ def packed_tokens(model: HFModel, rows: list[scoring.ModelInput]) -> int:
     return sum(len(p.ids) for p in packing.pack(rows, model.row_limit))
 
 
+def sync() -> None:
+    """Wait for queued CUDA work, so that timings on an accelerator are of finished work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, *args) -> tuple[float, list[float]]:
+    sync()
     start = time.perf_counter()
     result = fn(*args)
+    sync()
     return time.perf_counter() - start, result
 
 
@@ -140,11 +151,15 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of examples per workload")
     parser.add_argument("--batch-sizes", default="1,8", help="lm-eval-style batch sizes (lm-eval's default is 1)")
     parser.add_argument("--only", default="", help="comma-separated words: run the workloads whose name has one")
+    parser.add_argument("--device", default="cpu", help="torch device: cuda runs both paths there (default: cpu)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="weights (default: fp32)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = build_model()
+    if args.device != "cpu":
+        torch.set_default_device(args.device)  # the lm-eval-style path's and the peak's tensors too
+    model = build_model(args.device, args.dtype)
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    print(f"torch {torch.__version__}, {args.threads} threads, random gpt2-small shapes, fp32, "
+    print(f"torch {torch.__version__}, {args.device}, {args.threads} threads, random gpt2-small shapes, {args.dtype}, "
           f"scoring mode {model.pack_mode.value}, batch_tokens {model.batch_tokens}, medians of {args.repeats} "
           f"interleaved repeats; tokens: lm-eval-style inputs / our packed rows; kv: the KV-cache fallback, one run")
     header = f"{'workload':<27} {'reqs':>4} {'tokens':>11} {'ours s':>7} {'kv s':>6} " + " ".join(

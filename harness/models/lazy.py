@@ -2,7 +2,7 @@
 
 Such a rerun needs three facts about the model, not its weights: its fingerprint (which keys the result
 cache), its context length (prompt fitting) and its description (run.json). After a model is loaded and has
-scored, those are written to <cache>/described/<key>.json, keyed by:
+scored, those are written to described/<key>.json beside the result cache, keyed by:
 
   the files it loads from: every file's name, size and modification time, the content of the small ones
   (config, tokenizer) and the first and last MiB of the large ones (weights);
@@ -25,7 +25,8 @@ from pathlib import Path
 
 from harness.errors import say
 from harness.models.base import LanguageModel
-from harness.models.registry import LoadOptions, backend_for, cache_dir, load_model, model_files
+from harness.files import result_cache_path
+from harness.models.registry import LoadOptions, backend_for, load_model, model_files
 from harness.records import RequestKind
 
 SCHEMA = 1  # bump when HFModel.fingerprint or describe changes what they say for the same files
@@ -77,7 +78,7 @@ def description_key(options: LoadOptions) -> dict | None:
 
 def _record_path(key: dict) -> Path:
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-    return cache_dir() / "described" / f"{name}.json"
+    return result_cache_path().parent / "described" / f"{name}.json"  # beside the results it lets a rerun read
 
 
 def read_description(key: dict | None) -> dict | None:

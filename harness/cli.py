@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the checkout)")
     run.add_argument("--output-dir", type=Path, default=defaults.output_dir, help="where run folders go (default: %(default)s)")
     run.add_argument("--run-name", default=None, help="run folder name (default: <UTC time>-<model>)")
-    run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = 1024 on CPU, 8192 on accelerators (default: %(default)s)")
+    run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = measured per model and device on first use, then cached (default: %(default)s)")
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")

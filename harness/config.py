@@ -70,7 +70,7 @@ class RunConfig:
     data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
     output_dir: Path = Path("results")
     run_name: str | None = None  # default: <UTC time>-<model>
-    batch_tokens: int = 0  # padded tokens per forward pass; 0 = by device: 1024 on CPU, 8192 otherwise
+    batch_tokens: int = 0  # padded tokens per forward pass; 0 = probed per model and device, cached (models/probe.py)
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite

@@ -74,20 +74,20 @@ class Backend:
 
 
 def _load_transformers(spec: str, options: LoadOptions) -> LanguageModel:
-    from harness.models.hf import HFModel, default_batch_tokens
+    from harness.models.hf import HFModel
 
     model, tokenizer = load_transformers(spec)
-    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    batch_tokens = options.batch_tokens or None  # None: probed on first use, or cached (probe.py)
     return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name)
 
 
 def _load_reference(spec: str, options: LoadOptions) -> LanguageModel:
     from harness.models import reference
     from harness.models.gpt import AttentionImpl
-    from harness.models.hf import HFModel, default_batch_tokens
+    from harness.models.hf import HFModel
 
     model, tokenizer = reference_decoder(spec, AttentionImpl.SDPA)  # same numbers as explicit, less memory
-    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    batch_tokens = options.batch_tokens or None  # None: probed on first use, or cached (probe.py)
     return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name,
                    driver=reference.DRIVER)
 

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
+    run.add_argument("--no-fuse", dest="fuse", action="store_false",
+                     help="run Llama-style models' RMSNorm and MLP unfused (same numbers, slower; default: fused)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
                      help="neither reuse nor save results in <output-dir>/.cache (default: cache on)")
     cluster = run.add_argument_group("cluster (README: Running on a cluster)")
@@ -113,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         dtype=args.dtype,
         cache=args.cache,
+        fuse=args.fuse,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
         executor=args.executor,
         workers=args.workers,

@@ -73,6 +73,7 @@ class RunConfig:
     batch_tokens: int = 0  # padded tokens per forward pass; 0 = probed per model and device, cached (models/probe.py)
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
+    fuse: bool = True  # fused RMSNorm / gated MLP in Llama-style models (models/fused.py); same numbers
     cache: bool = True  # reuse and save results in <output_dir>/.cache/results.sqlite
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
     executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes

@@ -128,14 +128,14 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
     if model is None:
         say(f"loading model {config.model}")
-        model = load_model(config.model, config.device, config.batch_tokens, config.dtype)
+        model = load_model(config.model, config.device, config.batch_tokens, config.dtype, config.fuse)
     tasks = [fit(t, model) for t in tasks]
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
     results = plan.join(executor.execute(plan, model))
     lineages = {}
     for t, lineage in finetuned(model, tasks, config, executor):  # FT: the ZS prompts, scored by the tuned model
         lineages[t.spec.name] = lineage
-        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype)
+        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype, config.fuse)
         ft_plan = make_plan(requests_of(t, ft=True))
         results |= ft_plan.join(executor.execute(ft_plan, tuned))
         del tuned

@@ -128,3 +128,85 @@ def test_batch_tokens_flag_overrides_the_probe(tiny_llama, gpt2_tokenizer, tmp_p
     assert model.batch_tokens == 300
     assert (model.describe()["batch_tokens"], model.describe()["batch_tokens_from"]) == (300, "flag")
     assert not (tmp_path / probe.CACHE_FILE).exists()
+
+
+# ---------------------------------------------------------------- fused RMSNorm / gated MLP (models/fused.py)
+
+
+@pytest.fixture()
+def tiny_gpt2(gpt2_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(gpt2_tokenizer))).eval()
+
+
+def requests_for_scoring():
+    from harness.records import LoglikelihoodRequest
+
+    texts = [("The cat sat on the", " mat"), ("Paris is the capital of", " France, a country"), ("", "Hello world"),
+             ("Water boils at one hundred degrees", " Celsius at sea level.")]
+    return [LoglikelihoodRequest(f"r{i}", c, x) for i, (c, x) in enumerate(texts)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_llama_scores_bitwise_equal_to_unfused(tiny_llama, gpt2_tokenizer, dtype):
+    import copy
+
+    from harness.models import fused
+
+    plain = copy.deepcopy(tiny_llama).to(dtype)
+    quick = copy.deepcopy(tiny_llama).to(dtype)
+    assert fused.fuse(quick) == 2 * 1 + 1 + 1  # two norms and an MLP per layer, the final norm
+    requests = requests_for_scoring()
+    expected = HFModel(plain, gpt2_tokenizer, "plain", batch_tokens=256).loglikelihood(requests)
+    got = HFModel(quick, gpt2_tokenizer, "fused", batch_tokens=256).loglikelihood(requests)
+    assert got == expected
+    ids = torch.tensor([[5, 17, 300, 2, 9]])
+    with torch.inference_mode():
+        assert torch.equal(plain(ids).logits, quick(ids).logits)
+
+
+def test_fused_model_trains_as_the_unfused_one(tiny_llama):
+    import copy
+
+    from harness.models import fused
+
+    quick = copy.deepcopy(tiny_llama)
+    fused.fuse(quick)
+    copied = copy.deepcopy(quick)  # fine-tuning trains a deep copy: it stays fused and correct
+    assert fused.is_fused(copied)
+    ids = torch.tensor([[5, 17, 300, 2, 9]])
+    losses = [m(ids, labels=ids).loss for m in (tiny_llama, copied)]
+    grads = [torch.autograd.grad(loss, m.model.norm.weight)[0] for loss, m in zip(losses, (tiny_llama, copied), strict=True)]
+    assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
+    assert fused.unfuse(copied) == 4 and not fused.is_fused(copied)
+
+
+def test_fuse_leaves_gpt2_alone(tiny_gpt2, gpt2_tokenizer):
+    from harness.models import fused
+
+    assert fused.fuse(tiny_gpt2) == 0 and not fused.is_fused(tiny_gpt2)
+
+
+def test_load_model_fuses_unless_told_not_to(tiny_gpt2_dir, tmp_path, gpt2_tokenizer, tiny_llama, monkeypatch):
+    from harness.models import fused
+    from harness.models.registry import load_model
+
+    folder = tmp_path / "llama"
+    tiny_llama.save_pretrained(folder)
+    gpt2_tokenizer.save_pretrained(folder)
+    assert fused.is_fused(load_model(str(folder), batch_tokens=256).module)
+    assert not fused.is_fused(load_model(str(folder), batch_tokens=256, fuse=False).module)
+
+
+def test_bf16_refused_on_a_cpu_without_native_bf16(tmp_path, monkeypatch, tiny_llama):
+    from harness.config import DType
+    from harness.errors import HarnessError
+    from harness.models import hf, registry
+
+    tiny_llama.save_pretrained(tmp_path)
+    monkeypatch.setattr(hf, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(registry, "load_transformers", lambda spec: pytest.fail("refused before loading weights"))
+    with pytest.raises(HarnessError, match=r"^--dtype bf16: this CPU has no native bf16"):
+        registry.load_model(str(tmp_path), dtype=DType.BF16)

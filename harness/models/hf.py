@@ -40,6 +40,18 @@ GENERATE_FACTOR = 16  # a decoding batch holds batch_tokens x 16 padded tokens (
 # row per step, so rows are cheap; batch_tokens bounds each chunk of the prefill
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic natively (AVX512-BF16 or AMX tiles on x86, BF16 on Arm), as
+    oneDNN's fast bf16 kernels need; without, bf16 matmuls are emulated."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 def default_batch_tokens(device: str) -> int:
     return CPU_BATCH_TOKENS if str(device).startswith("cpu") else DEFAULT_BATCH_TOKENS
 

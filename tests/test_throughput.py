@@ -34,7 +34,7 @@ def test_probe_picks_the_smallest_budget_within_the_margin_and_stops_climbing():
     # 1000 tokens/s at 256, 2000 at 512, 2040 at 1024 (within 5% of the best: a bigger batch buys too
     # little), 2100 at 2048, then a clear drop at 4096: nothing bigger runs
     timer = FakeTimer({256: 1 / 1000, 512: 1 / 2000, 1024: 1 / 2040, 2048: 1 / 2100, 4096: 1 / 1500, 8192: 1 / 3000})
-    rates = probe.measure(timer.run_pass, probe.CPU_CANDIDATES, timer.clock)
+    rates, cut_short = probe.measure(timer.run_pass, probe.CPU_CANDIDATES, timer.clock)
     assert sorted(rates) == [256, 512, 1024, 2048, 4096]
     assert 8192 not in timer.passes
     assert rates[512] == pytest.approx(2000)
@@ -48,20 +48,28 @@ def test_probe_counts_the_faster_of_two_passes():
     def run_pass(budget):
         timer.now += budget * next(slow_first)
 
-    assert probe.measure(run_pass, (256,), timer.clock) == {256: pytest.approx(1000)}
+    assert probe.measure(run_pass, (256,), timer.clock) == ({256: pytest.approx(1000)}, False)
 
 
 def test_probe_stops_climbing_after_its_time_limit():
     timer = FakeTimer({256: 1 / 1000, 512: 1 / 2000, 1024: 1 / 4000, 2048: 1 / 8000})
-    rates = probe.measure(timer.run_pass, (256, 512, 1024, 2048), timer.clock, time_limit=1.5)
+    rates, cut_short = probe.measure(timer.run_pass, (256, 512, 1024, 2048), timer.clock, time_limit=1.5)
     # warm-up 0.256 s, then two passes of 0.256 s at each budget: 1.792 s after 1024, over the limit
-    assert sorted(rates) == [256, 512, 1024] and 2048 not in timer.passes
+    assert sorted(rates) == [256, 512, 1024] and 2048 not in timer.passes and cut_short
     assert probe.pick(rates, fallback=256) == 1024
+
+
+def test_probe_cut_short_early_keeps_the_default_and_caches_nothing(tmp_path):
+    path = tmp_path / "batch-tokens.json"
+    timer = FakeTimer({256: 1 / 10, 512: 1 / 20, 1024: 1 / 40})  # a busy machine: 77 s for the first budget
+    choice = probe.choose("k", path, timer.run_pass, (256, 512, 1024), 1024, timer.clock)
+    assert (choice.batch_tokens, choice.how) == (1024, "default (probe cut short: machine busy)")
+    assert timer.passes == [256, 256, 256] and not path.exists()
 
 
 def test_probe_stops_at_the_first_budget_out_of_memory():
     timer = FakeTimer({1024: 1 / 1000, 2048: 1 / 4000, 4096: None, 8192: 1 / 9000})
-    rates = probe.measure(timer.run_pass, probe.ACCELERATOR_CANDIDATES, timer.clock)
+    rates, cut_short = probe.measure(timer.run_pass, probe.ACCELERATOR_CANDIDATES, timer.clock)
     assert rates == {1024: pytest.approx(1000), 2048: pytest.approx(4000)}
     assert probe.pick(rates, fallback=8192) == 2048
     assert probe.pick({}, fallback=8192) == 8192

@@ -7,7 +7,8 @@ model runs a few forward passes on synthetic tokens at growing budgets (`CPU_CAN
 `ACCELERATOR_CANDIDATES`), each timed twice (the faster counts), and keeps the smallest budget within
 `MARGIN` of the best tokens per second: a smaller batch wastes less padding on real, uneven rows. The climb
 stops at the first budget clearly slower than the best so far, or that runs out of memory, or once the
-probe has taken `TIME_LIMIT` seconds. The choice is
+probe has taken `TIME_LIMIT` seconds; a probe cut short before it measured `ENOUGH` budgets (a machine
+too busy to measure) keeps the device's default for this run and caches nothing. The choice is
 kept in <cache dir>/batch-tokens.json under the model's fingerprint, the device, the dtype and the number
 of torch threads; `--batch-tokens N` skips all of this.
 """
@@ -26,6 +27,7 @@ CPU_CANDIDATES = (256, 512, 1024, 2048, 4096, 8192)
 ACCELERATOR_CANDIDATES = (1024, 2048, 4096, 8192, 16384, 32768)
 MARGIN = 1.05  # a bigger budget must be more than 5% faster to be chosen
 TIME_LIMIT = 30.0  # seconds: no bigger budget is tried once the probe has run this long
+ENOUGH = 3  # budgets a probe cut short by TIME_LIMIT must have measured for its pick to count
 ROW_WIDTH = 256  # synthetic rows are this wide (or the budget, if smaller): a packed few-shot row's size
 CACHE_FILE = "batch-tokens.json"
 
@@ -33,7 +35,7 @@ CACHE_FILE = "batch-tokens.json"
 @dataclass(frozen=True)
 class Choice:
     batch_tokens: int
-    how: str  # "probed", "cached" (a probe of an earlier run) or "flag" (--batch-tokens)
+    how: str  # "probed", "cached" (a probe of an earlier run), "flag" (--batch-tokens) or "default (...)"
     rates: dict[int, float]  # tokens per second measured at each budget tried ({} unless probed)
 
 
@@ -43,16 +45,16 @@ def candidates(device: str) -> tuple[int, ...]:
 
 def measure(run_pass: Callable[[int], None], budgets: Sequence[int], clock: Callable[[], float] = time.perf_counter,
             out_of_memory: tuple[type[BaseException], ...] = (MemoryError,), time_limit: float = TIME_LIMIT,
-            ) -> dict[int, float]:
+            ) -> tuple[dict[int, float], bool]:
     """Tokens per second of run_pass(budget) at each budget, smallest first: the faster of two passes after
     one warm-up pass at the first budget; stops after the first budget slower than the best so far by more
-    than MARGIN, or that runs out of memory, or once time_limit seconds have passed."""
+    than MARGIN, or that runs out of memory, or once time_limit seconds have passed (then True)."""
     rates: dict[int, float] = {}
     started = clock()
     try:
         run_pass(budgets[0])  # warm-up: allocator, kernel selection, lazy initialisation
     except out_of_memory:
-        return rates
+        return rates, False
     for budget in budgets:
         seconds = []
         try:
@@ -63,9 +65,11 @@ def measure(run_pass: Callable[[int], None], budgets: Sequence[int], clock: Call
         except out_of_memory:
             break
         rates[budget] = budget / max(min(seconds), 1e-9)
-        if rates[budget] * MARGIN < max(rates.values()) or clock() - started >= time_limit:
+        if rates[budget] * MARGIN < max(rates.values()):
             break
-    return rates
+        if clock() - started >= time_limit:
+            return rates, budget != budgets[-1]
+    return rates, False
 
 
 def pick(rates: dict[int, float], fallback: int) -> int:
@@ -108,7 +112,9 @@ def choose(key: str, path: Path, run_pass: Callable[[int], None], budgets: Seque
     entry = read_cache(path).get(key)
     if isinstance(entry, dict) and isinstance(entry.get("batch_tokens"), int) and entry["batch_tokens"] > 0:
         return Choice(entry["batch_tokens"], "cached", {})
-    rates = measure(run_pass, budgets, clock, out_of_memory)
+    rates, cut_short = measure(run_pass, budgets, clock, out_of_memory)
+    if cut_short and len(rates) < ENOUGH:
+        return Choice(fallback, "default (probe cut short: machine busy)", rates)
     chosen = pick(rates, fallback)
     if rates:
         write_cache(path, key, {"batch_tokens": chosen, "tokens_per_second": {str(b): round(r, 1) for b, r in rates.items()}})

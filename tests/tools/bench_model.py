@@ -72,12 +72,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-tokens", type=int, default=1024, help="budget of variants without bN")
-    parser.add_argument("--probe", action="store_true", help="only run the batch-size probe on --model")
+    parser.add_argument("--probe", action="store_true",
+                        help="only run the batch-size probe on --model (also: random-gpt2-small)")
+    parser.add_argument("--probe-seconds", type=float, default=probe.TIME_LIMIT, help="the probe's time limit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.probe:
-        model = load_model(args.model, "cpu", 1, DType.BF16 if "bf16" in args.variants else DType.FP32)
-        rates = probe.measure(model._probe_pass, probe.candidates("cpu"))
+        if args.model == "random-gpt2-small":  # bench_scoring.py's model: gpt2-small shapes, random weights
+            from bench_scoring import build_model
+
+            model = build_model()
+        else:
+            model = load_model(args.model, "cpu", 1, DType.BF16 if "bf16" in args.variants else DType.FP32)
+        rates, _ = probe.measure(model._probe_pass, probe.candidates("cpu"), time_limit=args.probe_seconds)
         print(f"{args.model}: tokens/s {', '.join(f'{b}: {r:.0f}' for b, r in rates.items())} -> "
               f"{probe.pick(rates, 0)}", flush=True)
         return

@@ -35,7 +35,7 @@ def test_probe_picks_the_smallest_budget_within_the_margin_and_stops_climbing():
     # little), 2100 at 2048, then a clear drop at 4096: nothing bigger runs
     timer = FakeTimer({256: 1 / 1000, 512: 1 / 2000, 1024: 1 / 2040, 2048: 1 / 2100, 4096: 1 / 1500, 8192: 1 / 3000})
     rates, cut_short = probe.measure(timer.run_pass, probe.CPU_CANDIDATES, timer.clock)
-    assert sorted(rates) == [256, 512, 1024, 2048, 4096]
+    assert sorted(rates) == [256, 512, 1024, 2048, 4096] and not cut_short
     assert 8192 not in timer.passes
     assert rates[512] == pytest.approx(2000)
     assert probe.pick(rates, fallback=1024) == 512
@@ -70,6 +70,7 @@ def test_probe_cut_short_early_keeps_the_default_and_caches_nothing(tmp_path):
 def test_probe_stops_at_the_first_budget_out_of_memory():
     timer = FakeTimer({1024: 1 / 1000, 2048: 1 / 4000, 4096: None, 8192: 1 / 9000})
     rates, cut_short = probe.measure(timer.run_pass, probe.ACCELERATOR_CANDIDATES, timer.clock)
+    assert not cut_short
     assert rates == {1024: pytest.approx(1000), 2048: pytest.approx(4000)}
     assert probe.pick(rates, fallback=8192) == 2048
     assert probe.pick({}, fallback=8192) == 8192

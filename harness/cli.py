@@ -45,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, default=defaults.output_dir, help="where run folders go (default: %(default)s)")
     run.add_argument("--run-name", default=None,
                      help="run folder name, a plain name (default: <UTC time>-<model>, with -2, -3, ... when taken)")
-    run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = 1024 on CPU, 8192 on accelerators (default: %(default)s)")
+    run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = measured per model and device on first use, then cached (default: %(default)s)")
     run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
     run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
                      help="weights and activations; log-softmax stays fp32 (default: fp32)")
+    run.add_argument("--no-fuse", dest="fuse", action="store_false",
+                     help="run Llama-style models' RMSNorm and MLP unfused (same numbers, slower; default: fused)")
     run.add_argument("--format", dest="formats", action="append", default=None, metavar="lm-eval",
                      help="also write the run in lm-eval 0.4's layout under <run folder>/lm-eval/ (README: Checking against lm-eval)")
     run.add_argument("--no-cache", dest="cache", action="store_false",
@@ -150,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         dtype=args.dtype,
         cache=args.cache,
         skip_invalid=args.skip_invalid,
+        fuse=args.fuse,
         finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
         executor=args.executor,
         workers=args.workers,
@@ -227,71 +230,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.tasks.bigbench import PREFIX, bigbench_names
-    from harness.tasks.bigbench_generative import check_all, generative_names
-    from harness.tasks.data import resolve_data_dir
-    from harness.tasks.catalog import catalog, load_suite, search_path, suite_files, task_files
+    from harness.tasks.listing import list_tasks
 
-    data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
-    winners = catalog(dirs)
-    print(f"data dir: {data_dir or '(none found)'}")
-    for d in dirs:
-        files = task_files(d.path)
-        print(f"\ntasks in {d.path} ({d.origin}{'' if files else '; none'}):")
-        if files:
-            print(f"{'task':<16} {'kind':<16} {'eval':<11} {'demos':<11} {'FT train':<9} {'metrics':<46} data")
-        for name, path in files.items():
-            winner = winners[name][0]
-            _list_row(name, path, data_dir, "" if winner == path else f"  (shadowed by {winner})")
-    invalid = check_all(data_dir)
-    names = [n for n in bigbench_names(data_dir) if n not in invalid]
-    if names:
-        print(f"\nBIG-bench ({len(names)} multiple-choice tasks read from {data_dir / 'bigbench'}; "
-              f"run one as {PREFIX}<name>, all as the suite 'bigbench'):")
-        print("  " + ", ".join(names))
-    names = [n for n in generative_names(data_dir) if n not in invalid]
-    if names:
-        print(f"\nBIG-bench generative ({len(names)} tasks read from {data_dir / 'bigbench' / 'generative'}; "
-              f"run one as {PREFIX}<name>):")
-        print("  " + ", ".join(names))
-    if invalid:
-        print(f"\nBIG-bench tasks that cannot run ({len(invalid)}; fix the file, or `run --skip-invalid` runs the rest):")
-        for stem, reason in invalid.items():
-            print(f"  {PREFIX}{stem}: INVALID: {reason}")
-    print("\nsuites:")
-    suites = catalog(dirs, suites=True)
-    for d in dirs:
-        for name, path in suite_files(d.path / "suites").items():
-            where = "" if d.origin == "built-in" else f"  ({path}, {d.origin})"
-            where += "" if suites[name][0] == path else f"  (shadowed by {suites[name][0]})"
-            print(f"{name:<16} {', '.join(load_suite(path).tasks)}{where}")
+    list_tasks(args.data_dir, args.tasks_dir)
     return 0
-
-
-def _list_row(name: str, path: Path, data_dir, shadowed: str) -> None:
-    """One line of `harness list`: kind, splits, metrics and where the eval data is, or why the file is invalid."""
-    from harness.tasks.data import local_file
-    from harness.tasks.taskfile import load_task
-
-    try:
-        t = load_task(path)
-    except HarnessError as e:
-        print(f"{name:<16} INVALID: {e}{shadowed}")
-        return
-    found = local_file(t, t.data.eval_split, data_dir)
-    where = str(found) if found else (f"hub {t.data.hub} (not local)" if t.data.hub else "MISSING")
-    print(f"{name:<16} {t.kind.value:<16} {t.data.eval_split:<11} {t.data.demo_split or '-':<11} "
-          f"{_train_where(t, data_dir):<9} {','.join(t.metrics):<46} {where}{shadowed}")
-
-
-def _train_where(task, data_dir) -> str:
-    """The FT train split: its name when local, 'hub' when only the hub has it, '-' when the task has none."""
-    from harness.tasks.data import local_file
-
-    split = task.data.train_split
-    if split is None:
-        return "-"
-    return split if local_file(task, split, data_dir) else ("hub" if task.data.hub else "missing")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -73,9 +73,10 @@ class RunConfig:
     data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
     output_dir: Path = Path("results")
     run_name: str | None = None  # a plain folder name; default: <UTC time>-<model>, then -2, -3, ... if taken
-    batch_tokens: int = 0  # padded tokens per forward pass; 0 = by device: 1024 on CPU, 8192 otherwise
+    batch_tokens: int = 0  # padded tokens per forward pass; 0 = probed per model and device, cached (models/probe.py)
     device: str = "cpu"
     dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
+    fuse: bool = True  # fused RMSNorm / gated MLP in Llama-style models (models/fused.py); same numbers
     cache: bool = True  # reuse and save results in the user's result cache (files.result_cache_path)
     skip_invalid: bool = False  # run the valid tasks; a task that cannot run is an n/a row with the reason
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training

@@ -195,7 +195,7 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     lineages = {}
     for t, lineage in finetuned(model, tasks, config, executor):  # FT: the ZS prompts, scored by the tuned model
         lineages[t.spec.name] = lineage
-        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype)
+        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype, config.fuse)
         ft_plan = make_plan(requests_of(t, ft=True))
         results |= ft_plan.join(executor.execute(ft_plan, tuned))
         del tuned
@@ -211,10 +211,10 @@ def model_for(config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
     """`config.model`, loaded when a request first needs it when results are cached (a fully cached rerun
     loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
     if config.cache and all(t.train is None for t in tasks):
-        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype),
-                         lambda: load_model(config.model, config.device, config.batch_tokens, config.dtype))
+        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype, config.fuse),
+                         lambda: load_model(config.model, config.device, config.batch_tokens, config.dtype, config.fuse))
     say(f"loading model {config.model}")
-    return load_model(config.model, config.device, config.batch_tokens, config.dtype)
+    return load_model(config.model, config.device, config.batch_tokens, config.dtype, config.fuse)
 
 
 def executor_for(config: RunConfig) -> Executor:

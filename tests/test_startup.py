@@ -13,6 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.reporting.build import memory_notes
+from harness.models.lazy import RUN_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +30,8 @@ def outputs(task_env, name: str) -> dict[str, str]:
     files = {f: (folder / f).read_text().replace(name, "RUN") for f in ("scores.csv", "samples.jsonl")}
     report = (folder / "report.md").read_text().replace(name, "RUN")
     files["report.md"] = "\n".join(line for line in report.splitlines() if "Run details:" not in line)
-    files["model"] = json.dumps(json.loads((folder / "run.json").read_text())["model"])
+    model = json.loads((folder / "run.json").read_text())["model"]
+    files["model"] = json.dumps({k: v for k, v in model.items() if k not in RUN_FIELDS})  # null when nothing ran
     return files
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError, first_line
-from harness.models import fastpath, generation, scoring
+from harness.errors import HarnessError, first_line, say
+from harness.files import result_cache_path
+from harness.models import fastpath, generation, probe, scoring
 from harness.models.base import model_name
 from harness.models.fastpath import Packable, PackMode
 from harness.models.generation import CachedLM, Job, cut_at_stop
@@ -34,11 +35,22 @@ from harness.records import (
 
 CACHE_ENV = "HARNESS_CACHE"
 
-DEFAULT_BATCH_TOKENS = 8192  # padded tokens per forward pass on an accelerator
-CPU_BATCH_TOKENS = 1024  # on CPU, batches whose activations stay in cache run faster: measured 1.2x end to end,
-# 1.7x on LAMBADA-shaped rows, against 8192 (2 cores, gpt2-small and smollm2-135m)
+DEFAULT_BATCH_TOKENS = 8192  # padded tokens per forward pass on an accelerator, when no probe decides (probe.py)
+CPU_BATCH_TOKENS = 1024  # on CPU, when no probe decides: gpt2-small's best (1.2x end to end against 8192)
 GENERATE_FACTOR = 16  # a decoding batch holds batch_tokens x 16 padded tokens (context + new): one token per
 # row per step, so rows are cheap; batch_tokens bounds each chunk of the prefill
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic natively (AVX512-BF16 or AMX tiles on x86, BF16 on Arm), as
+    oneDNN's fast bf16 kernels need; without, bf16 matmuls are emulated."""
+    import platform
+
+    import torch
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def default_batch_tokens(device: str) -> int:
@@ -63,7 +75,7 @@ class HFModel:
     kinds = frozenset(RequestKind)
 
     def __init__(
-        self, module, tokenizer, name: str, batch_tokens: int = DEFAULT_BATCH_TOKENS, source: str = "",
+        self, module, tokenizer, name: str, batch_tokens: int | None = DEFAULT_BATCH_TOKENS, source: str = "",
         pack: PackMode | None = None, driver: Driver | None = None,
     ):
         self.module = module.eval()
@@ -72,7 +84,8 @@ class HFModel:
         self.tokenizer = tokenizer
         self.name = name
         self.source = source or name
-        self.batch_tokens = batch_tokens
+        # None: probed on first use (probe.py), or read from an earlier probe's cache
+        self._batch: probe.Choice | None = probe.Choice(batch_tokens, "flag", {}) if batch_tokens else None
         self.max_length = max_length_of(module, tokenizer)
         # lm-evaluation-harness's prefix for empty contexts and rolling windows: BOS if any, else EOS
         self.prefix_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
@@ -98,7 +111,48 @@ class HFModel:
             "dtype": str(next(self.module.parameters()).dtype),
             "max_length": self.max_length,
             "scoring": self.pack_mode.value,
+            # how many padded tokens a forward pass held, and whether a probe chose it (None: nothing ran)
+            "batch_tokens": self._batch.batch_tokens if self._batch else None,
+            "batch_tokens_from": self._batch.how if self._batch else None,
         }
+
+    @property
+    def batch_tokens(self) -> int:
+        if self._batch is None:
+            self._batch = self._probe_batch()
+        return self._batch.batch_tokens
+
+    def _probe_batch(self) -> probe.Choice:
+        import torch
+
+        parameter = next(self.module.parameters())
+        device = str(parameter.device)
+        key = probe.cache_key(probe.shape_of(self.module), device, str(parameter.dtype), torch.get_num_threads())
+        path = result_cache_path().parent / probe.CACHE_FILE  # the user's cache folder (tests: their own)
+        oom = (MemoryError, torch.OutOfMemoryError)
+        choice = probe.choose(key, path, self._probe_pass, probe.candidates(device), default_batch_tokens(device),
+                              clock=probe.clock_for(parameter.device), out_of_memory=oom)
+        if choice.how == "probed":
+            rates = ", ".join(f"{b}: {r:.0f}" for b, r in choice.rates.items())
+            say(f"batch size: {choice.batch_tokens} tokens per forward pass (tokens/s {rates}; kept in {path})")
+        return choice
+
+    def _probe_pass(self, budget: int) -> None:
+        """One forward pass of `budget` synthetic tokens, the LM head at each row's last position."""
+        import torch
+
+        ids = probe.synthetic_ids(budget, self.packable.vocab or self.tokenizer.vocab_size, self.max_length)
+        try:
+            with torch.inference_mode():
+                if self.packable.body is not None and self.packable.head is not None:
+                    hidden = self.packable.body(ids, None, None)  # (B, W, C)
+                    self.packable.head(hidden[:, -1])  # (B, V)
+                else:
+                    scoring.forward_scored(self.module, [scoring.ModelInput(tuple(r), (r[-1],), 0) for r in ids.tolist()],
+                                           self._can_keep_logits)
+        finally:
+            if next(self.module.parameters()).device.type == "cuda":
+                torch.cuda.empty_cache()
 
     @property
     def packable(self) -> Packable:
@@ -109,7 +163,9 @@ class HFModel:
     @property
     def pack_mode(self) -> PackMode:
         if self._pack is None:
-            self._pack = fastpath.choose(self.module, self.packable, self._score_plain, self.prefix_token, self.batch_tokens)
+            # the mode probe's rows are a few tokens: any budget holds them, and the batch-size probe can wait
+            plain = lambda rows: self._score_plain(rows, CPU_BATCH_TOKENS)
+            self._pack = fastpath.choose(self.module, self.packable, plain, self.prefix_token, CPU_BATCH_TOKENS)
         return self._pack
 
     def save(self, module, folder: Path) -> None:
@@ -183,13 +239,13 @@ class HFModel:
         with torch.inference_mode():
             return fastpath.run(mode, self.module, self.packable, rows, self.batch_tokens, self.row_limit)
 
-    def _score_plain(self, rows: list[scoring.ModelInput]) -> list[tuple[float, bool, bool]]:
+    def _score_plain(self, rows: list[scoring.ModelInput], batch_tokens: int | None = None) -> list[tuple[float, bool, bool]]:
         """One right-padded row per request, the context repeated for every choice."""
         import torch
 
         out: list[tuple[float, bool, bool] | None] = [None] * len(rows)
         with torch.inference_mode():
-            for batch in scoring.length_batches(rows, self.batch_tokens):
+            for batch in scoring.length_batches(rows, batch_tokens or self.batch_tokens):
                 chunk = [rows[i] for i in batch]
                 logits, kept = scoring.forward_scored(self.module, chunk, self._can_keep_logits)  # (B, K, V)
                 for i, score in zip(batch, scoring.score_batch(logits, chunk, kept), strict=True):

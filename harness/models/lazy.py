@@ -94,7 +94,12 @@ def read_description(key: dict | None) -> dict | None:
     return record
 
 
+RUN_FIELDS = ("batch_tokens", "batch_tokens_from")  # what one run did (its forward passes), not the model
+
+
 def write_description(key: dict, fingerprint: str, max_length: int, described: dict) -> None:
+    """The model's description for later reruns; a rerun that runs no forward pass says so (null batch fields)."""
+    described = described | {field: None for field in RUN_FIELDS if field in described}
     _write_json(_record_path(key), {"key": key, "fingerprint": fingerprint, "max_length": max_length,
                                     "describe": described})
 

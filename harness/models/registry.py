@@ -59,6 +59,7 @@ class LoadOptions:
     device: str = "cpu"
     batch_tokens: int | None = None  # None: the backend's default for the device
     dtype: DType = DType.FP32
+    fuse: bool = True  # fused RMSNorm / gated MLP while scoring (fused.py); same numbers
 
 
 def _accept(spec: str) -> None:
@@ -75,20 +76,25 @@ class Backend:
 
 
 def _load_transformers(spec: str, options: LoadOptions) -> LanguageModel:
-    from harness.models.hf import HFModel, default_batch_tokens
+    from harness.models import fused
+    from harness.models.hf import HFModel
 
+    check_dtype(options)
     model, tokenizer = load_transformers(spec)
-    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    if options.fuse:
+        fused.fuse(model)
+    batch_tokens = options.batch_tokens or None  # None: probed on first use, or cached (probe.py)
     return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name)
 
 
 def _load_reference(spec: str, options: LoadOptions) -> LanguageModel:
     from harness.models import reference
     from harness.models.gpt import AttentionImpl
-    from harness.models.hf import HFModel, default_batch_tokens
+    from harness.models.hf import HFModel
 
+    check_dtype(options)
     model, tokenizer = reference_decoder(spec, AttentionImpl.SDPA)  # same numbers as explicit, less memory
-    batch_tokens = options.batch_tokens or default_batch_tokens(options.device)
+    batch_tokens = options.batch_tokens or None  # None: probed on first use, or cached (probe.py)
     return HFModel(_cast(model, options), tokenizer, options.name, batch_tokens, source=options.name,
                    driver=reference.DRIVER)
 
@@ -155,11 +161,22 @@ def check_serves(name: str, kinds: Iterable[RequestKind], finetune: bool = False
     return backend
 
 
-def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32) -> LanguageModel:
+def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32,
+               fuse: bool = True) -> LanguageModel:
     """A LanguageModel for `<backend>:<spec>`, or a registry name, a local folder, a .gguf file or a hub id
     (transformers): loaded in fp32 and cast to `dtype`."""
     parsed = resolve(name)
-    return parsed.backend.load(parsed.spec, LoadOptions(name, device, batch_tokens, dtype))
+    return parsed.backend.load(parsed.spec, LoadOptions(name, device, batch_tokens, dtype, fuse))
+
+
+def check_dtype(options: LoadOptions) -> None:
+    """bf16 on a CPU without native bf16 arithmetic (AVX512-BF16 or AMX) runs emulated, several times slower
+    than fp32: refused, before any weights load."""
+    from harness.models.hf import cpu_has_bf16
+
+    if options.dtype is DType.BF16 and str(options.device).startswith("cpu") and not cpu_has_bf16():
+        raise HarnessError("--dtype bf16: this CPU has no native bf16 arithmetic (no avx512_bf16 or amx_bf16 "
+                           "flag), where bf16 is slower than fp32; use --dtype fp32")
 
 
 def model_files(name: str) -> Path | None:

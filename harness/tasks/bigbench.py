@@ -127,6 +127,8 @@ def _fields(row: dict, meta: BigBenchMeta, where: str) -> dict[str, Any]:
     if not isinstance(text, str):
         raise HarnessError(f"{where}: input must be a string, got {text!r}")
     choices, values = list(scores), [float(v) for v in scores.values()]
+    if empty := [i for i, c in enumerate(choices) if not c.strip()]:
+        raise HarnessError(f"{where}: target_scores choice {empty[0]} is empty; every choice needs text to be scored")
     query = text
     if meta.append_choices:
         query += meta.choice_prefix + meta.choice_prefix.join(listed_order(text, choices))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HARNESS_OFFLINE"] = "1"  # tests never reach for the hub
+# Processes started before a test's own fixture runs (a module-scoped Ray cluster's workers) inherit this one:
+# nothing a test starts writes results, descriptions or batch-size probes into the user's cache.
+os.environ["HARNESS_RESULT_CACHE"] = str(Path(tempfile.mkdtemp(prefix="harness-test-cache-")) / "results.sqlite")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

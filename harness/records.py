@@ -137,6 +137,7 @@ class RollingResult:
 @dataclass(frozen=True)
 class GenerateResult:
     text: str
+    truncated: int = 0  # context tokens cut from the left to leave room for max_new_tokens in the model's window
 
 
 Result = LoglikelihoodResult | RollingResult | GenerateResult
@@ -198,6 +199,7 @@ class GenerationOutcome:
     references: tuple[str, ...]
     prediction: str | None = None  # after the task's filters; None: the generated text as is
     match: MatchOptions = MatchOptions()
+    truncated: int = 0  # context tokens cut from the left to fit
 
     @property
     def predicted(self) -> str:

@@ -188,3 +188,22 @@ def test_references_key_separates_what_demos_show_from_what_scores(tmp_path):
     assert r.target == " unanswerable" and r.references == ("",)
     with pytest.raises(HarnessError, match="prompt.references: example validation-0 has an empty list"):
         render(task, Example("validation-0", {"question": "q", "shown": "x", "answers": []}))
+
+
+def test_a_generation_context_cut_to_fit_is_counted(tmp_path, tiny_gpt2_dir, gpt2_tokenizer):
+    """A context longer than the model's window less max_new_tokens is cut from the left (as lm-eval does); the
+    cut is counted in samples.jsonl and scores.csv (n_truncated), as for the scored kinds, never silent."""
+    import pandas as pd
+
+    long_question = " ".join(["word"] * 300)  # well past the tiny model's 128 positions
+    write_jsonl(tmp_path / "data" / "gen" / "validation.jsonl",
+                [{"question": long_question, "answers": ["a"]}, {"question": "short", "answers": ["b"]}])
+    (tmp_path / "t.toml").write_text(GEN_TASK)
+    assert main(["run", "--model", str(tiny_gpt2_dir), "--tasks", str(tmp_path / "t.toml"), "--data-dir",
+                 str(tmp_path / "data"), "--output-dir", str(tmp_path / "results"), "--run-name", "r",
+                 "--settings", "zs", "--no-cache"]) == 0
+    samples = [json.loads(line) for line in (tmp_path / "results" / "r" / "samples.jsonl").read_text().splitlines()]
+    context_tokens = len(gpt2_tokenizer(f"Q: {long_question}\nA:")["input_ids"])
+    assert [s["truncated"] for s in samples] == [context_tokens - (128 - 8), 0]  # window 128, max_new_tokens 8
+    scores = pd.read_csv(tmp_path / "results" / "r" / "scores.csv")
+    assert (scores["n_truncated"] == 1).all()

@@ -25,7 +25,7 @@ from harness.execution.plan import Unit
 from harness.files import CACHE_ENV, RESULT_CACHE_ENV, check_writable
 from harness.records import GenerateResult, LoglikelihoodResult, RequestKind, Result, RollingResult
 
-SCHEMA = 3  # bump when a result record or the content key changes: older entries are then not reused
+SCHEMA = 4  # bump when a result record or the content key changes: older entries are then not reused
 BUSY_SECONDS = 120  # how long a save waits for another run's transaction on the same cache
 _RESULT_TYPES = {
     RequestKind.LOGLIKELIHOOD: LoglikelihoodResult,

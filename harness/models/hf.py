@@ -255,14 +255,17 @@ class HFModel:
     def generate(self, requests: Sequence[GenerateRequest]) -> dict[str, GenerateResult]:
         """Greedy continuations, batched over a KV cache, cut at the first stop string: lm-evaluation-harness's
         generate_until (generation.py says where and why the procedure differs; the texts do not)."""
-        jobs = []
+        jobs, cut = [], []
         for r in requests:
-            context = generation.context_ids(self.encode(r.context), self.prefix_token, self.max_length, r.max_new_tokens)
+            encoded = self.encode(r.context)
+            context = generation.context_ids(encoded, self.prefix_token, self.max_length, r.max_new_tokens)
             jobs.append(Job(context, r.max_new_tokens, tuple(r.stop)))
+            cut.append(max(0, len(encoded) - len(context)))  # the prefix token of an empty context cuts nothing
         decode = self._decode_new
         new = generation.generate(self.driver.cached(self.module), jobs, self.eos_ids, decode,
                                   GENERATE_FACTOR * self.batch_tokens, self.batch_tokens)
-        return {r.id: GenerateResult(cut_at_stop(decode(ids), r.stop)) for r, ids in zip(requests, new, strict=True)}
+        return {r.id: GenerateResult(cut_at_stop(decode(ids), r.stop), n)
+                for r, ids, n in zip(requests, new, cut, strict=True)}
 
     def _decode_new(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

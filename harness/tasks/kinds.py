@@ -162,13 +162,14 @@ def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, 
 
 
 def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
-    return generation_outcome(task, r, results[target_id(p)].text)
+    result = results[target_id(p)]
+    return generation_outcome(task, r, result.text, result.truncated)
 
 
-def generation_outcome(task: TaskSpec, r: Rendered, generated: str) -> GenerationOutcome:
+def generation_outcome(task: TaskSpec, r: Rendered, generated: str, truncated: int = 0) -> GenerationOutcome:
     """A generation as the metrics read it: after the task's filters, beside the example's references."""
     prediction = apply_filters(task, generated) if task.prompt.filters else None
-    return GenerationOutcome(generated, r.references, prediction, task.match)
+    return GenerationOutcome(generated, r.references, prediction, task.match, truncated)
 
 
 def count_words(text: str) -> int:
@@ -195,7 +196,8 @@ def _document_sample(p: Prompt, o: DocumentOutcome) -> dict:
 
 
 def _generation_sample(p: Prompt, o: GenerationOutcome) -> dict:
-    return {"generation": o.generated, "prediction": o.predicted, "target": o.target, "references": list(o.references)}
+    return {"generation": o.generated, "prediction": o.predicted, "target": o.target, "references": list(o.references),
+            "truncated": o.truncated}
 
 
 # ---------------------------------------------------------------- the table

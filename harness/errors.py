@@ -20,11 +20,15 @@ def suggest(name: str, known: Iterable[str]) -> str:
     return f" (did you mean: {', '.join(close)}?)" if close else ""
 
 
+class UnknownName(HarnessError):
+    """A name that no registry holds: a typo to fix, never something `--skip-invalid` skips."""
+
+
 def unknown(what: str, name: str, known: Iterable[str]) -> HarnessError:
     """The error for a name missing from a registry, with close-match suggestions."""
     known = sorted(known)
     hint = suggest(name, known) or f" (known: {', '.join(known)})"
-    return HarnessError(f"unknown {what} {name!r}{hint}")
+    return UnknownName(f"unknown {what} {name!r}{hint}")
 
 
 def first_line(error: BaseException) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
-from harness.errors import HarnessError, say, warn
+from harness.errors import HarnessError, UnknownName, say, warn
 from harness.execution.cache import open_checked
 from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
@@ -79,6 +79,8 @@ def prepare_all(config: RunConfig) -> tuple[list[PreparedTask], dict[str, str]]:
     for name in names:
         try:
             specs.append(resolve_task(name, dirs, data_dir))
+        except UnknownName:
+            raise  # a typo in --tasks stops the run even with --skip-invalid
         except HarnessError as e:
             skipped[name] = str(e)
             errors.append(e)

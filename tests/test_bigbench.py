@@ -323,3 +323,13 @@ def test_big_bench_examples_carry_target_scores_to_the_outcome(data):
     task, examples = load(data, "toy")
     assert "multiple_choice_grade" in task.metrics
     assert render(task, examples[2]).credit == (0.0, 1.0, 1.0) and render(task, examples[3]).credit == (0.69, 0.33, 0.0)
+
+
+def test_skip_invalid_never_skips_a_typo_in_tasks(data, capsys):
+    """--skip-invalid skips tasks that exist and cannot run; a name no folder holds is a typo: the run stops."""
+    from harness.cli import main
+
+    code = main(["run", "--model", "gpt2", "--tasks", "bigbench_toy,bigbench_tyo", "--data-dir", str(data),
+                 "--settings", "zs", "--skip-invalid"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'tyo'" in err and "did you mean" in err and "skipping" not in err, err

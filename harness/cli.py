@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = sub.add_parser("import-lmeval", help="translate an lm-evaluation-harness task YAML into a task file")
     imports.add_argument("yaml", type=Path, metavar="PATH.yaml")
-    imports.add_argument("--out", type=Path, default=None, help="the task file to write (default: tasks/<task>.toml)")
+    imports.add_argument("--out", type=Path, default=None, help="the task file to write (default: tasks/<task>.toml in a checkout, ./<task>.toml for an installed harness)")
 
     cache = sub.add_parser("cache", help="the per-user result cache: where it is and what it holds, or clear it")
     cache.add_argument("action", choices=["info", "clear"], help="info: path, size, results per model; clear: remove")
@@ -109,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_import_lmeval(args: argparse.Namespace) -> int:
+    from harness.files import in_checkout
     from harness.tasks.catalog import TASKS_DIR
     from harness.tasks.lmeval_import import import_file
 
-    out, task = import_file(args.yaml, args.out, TASKS_DIR)
+    # a checkout's tasks/ folder; an installed harness never writes into its own package: the working folder
+    out, task = import_file(args.yaml, args.out, TASKS_DIR if in_checkout() else Path.cwd())
     engine = "Jinja (sandboxed)" if task.prompt.template else "$field"
     print(f"wrote {out}: task {task.name}, {task.kind.value}, {engine} templates, metrics {', '.join(task.metrics)}; "
           f"check it with: harness validate {out}")

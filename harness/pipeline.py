@@ -232,7 +232,7 @@ def executor_for(config: RunConfig) -> Executor:
             from harness.execution.cluster import ClusterOptions, RayExecutor
 
             options = ClusterOptions(config.ray_address, config.workers or DEFAULT_WORKERS, config.device,
-                                     config.dtype, config.batch_tokens, config.shard_retries)
+                                     config.dtype, config.batch_tokens, config.shard_retries, fuse=config.fuse)
             return RayExecutor(cache, options)
 
 

@@ -272,3 +272,13 @@ def test_ft_checkpoints_of_several_tasks_train_on_the_cluster_as_locally(cluster
     run_ray(argv("ft_ray", "--executor", "ray", "--workers", "2", "--run-name", "again"))
     lineages = [json.loads((toy["root"] / "ft_ray" / run / "run.json").read_text())["finetune"] for run in ("r", "again")]
     assert lineages[0] == lineages[1] and set(lineages[0]) == {"ft_a", "ft_b"}  # same creation time: reused
+
+
+def test_cluster_workers_get_every_model_flag():
+    """--no-fuse, --dtype, --batch-tokens and --device reach the workers' load_model as they reach a local one."""
+    from harness.config import DType, ExecutorKind, RunConfig
+    from harness.pipeline import executor_for
+
+    options = executor_for(RunConfig(executor=ExecutorKind.RAY, fuse=False, dtype=DType.BF16, batch_tokens=512,
+                                     cache=False)).options
+    assert (options.fuse, options.dtype, options.batch_tokens, options.device) == (False, DType.BF16, 512, "cpu")

@@ -63,6 +63,7 @@ class ClusterOptions:
     batch_tokens: int = 0  # as --batch-tokens: 0 = the backend's default for the device
     retries: int = 3  # attempts of a shard in all before the run stops
     shard_chars: int | None = None  # characters per shard; None: shards.SHARD_CHARS
+    fuse: bool = True  # as --no-fuse: fused RMSNorm / gated MLP in Llama-style models (same numbers)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Worker:
             torch.set_num_threads(threads)
         from harness.models.registry import load_model
 
-        self.model = load_model(name, options.device, options.batch_tokens, options.dtype)
+        self.model = load_model(name, options.device, options.batch_tokens, options.dtype, options.fuse)
 
     def pid(self) -> int:
         return os.getpid()
@@ -122,7 +123,7 @@ def train_checkpoint(name: str, options: ClusterOptions, threads: int, env: dict
         torch.set_num_threads(threads)
     from harness.models.registry import load_model
 
-    return job.run(load_model(name, options.device, options.batch_tokens, options.dtype))
+    return job.run(load_model(name, options.device, options.batch_tokens, options.dtype, options.fuse))
 
 
 class RayExecutor:

@@ -103,16 +103,22 @@ def bigbench_rows(rows: list[dict], meta: dict, source: str = "BIG-bench example
 
     BIG-bench evaluates each distinct example once (json_task's remove_duplicates), and a duplicate
     would otherwise be a demonstration that gives its twin's answer away. BIG-bench compares the JSON
-    text as written; key order is ignored here (it does not change the prompt, and datasets' json
-    loader may reorder keys), so 4 more rows of goal_step_wikihow__goal_inference count as duplicates.
+    text as written; key order is ignored here (it does not change the prompt), so 4 more rows of
+    goal_step_wikihow__goal_inference count as duplicates.
     """
     spec = parse_meta(meta, source)
+    return [row | _fields(row, spec, f"{source}: example {i}") for i, row in distinct(rows)]
+
+
+def distinct(rows: list[dict]) -> list[tuple[int, dict]]:
+    """(position, row) of each example's first occurrence: BIG-bench evaluates each distinct example once.
+    Rows compare as JSON with sorted keys (key order does not change a prompt)."""
     out, seen = [], set()
     for i, row in enumerate(rows):
         key = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
         if key not in seen:
             seen.add(key)
-            out.append(row | _fields(row, spec, f"{source}: example {i}"))
+            out.append((i, row))
     return out
 
 
@@ -120,7 +126,7 @@ def _fields(row: dict, meta: BigBenchMeta, where: str) -> dict[str, Any]:
     scores = row.get("target_scores")
     if not isinstance(scores, dict) or not scores:
         raise HarnessError(f"{where} has no target_scores: not a multiple-choice task (only those are supported)")
-    scores = {k: v for k, v in scores.items() if v is not None}  # datasets' json loader fills absent keys with null
+    scores = {k: v for k, v in scores.items() if v is not None}  # a null score names no choice
     if len(scores) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
         raise HarnessError(f"{where}: target_scores must map at least two choices to numbers, got {row['target_scores']!r}")
     text = row.get("input")

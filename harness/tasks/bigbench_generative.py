@@ -26,6 +26,7 @@ from pathlib import Path
 from harness.errors import HarnessError, unknown
 from harness.records import TaskKind
 from harness.tasks import bigbench
+from harness.tasks.jsonl import read_jsonl
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
 
 FOLDER = "generative"  # <data dir>/bigbench/generative/<name>.jsonl + <name>.meta.json
@@ -74,12 +75,8 @@ def check_all(data_dir: Path | None) -> dict[str, str]:
 
 
 def check_examples(task: TaskSpec) -> None:
-    """Every example of a BIG-bench task through the checks a run applies (read as plain JSON lines)."""
-    source = task.path.with_name(task.path.name.removesuffix(".meta.json") + ".jsonl")
-    try:
-        rows = json_lines(source)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HarnessError(f"{source}: not UTF-8 JSON lines: {e}") from None
+    """Every example of a BIG-bench task through the checks a run applies (read by the run's own reader)."""
+    rows, _ = read_jsonl(task.path.with_name(task.path.name.removesuffix(".meta.json") + ".jsonl"))
     if task.preprocess == PREPROCESS:
         generative_preprocess(task, rows)
     else:
@@ -127,30 +124,15 @@ def _optional_string(table: dict, key: str, path: Path) -> str:
     return value
 
 
-def json_lines(path: Path) -> list:
-    """The objects of a JSON-lines file. Lines end at "\\n" only: str.splitlines would also split at U+2028 and
-    other separators that JSON strings may hold unescaped (gre_reading_comprehension has some)."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-
-
 def generative_preprocess(task: TaskSpec, rows: list[dict]) -> list[dict]:
-    """bb_input and bb_targets (a list) on each example; exact duplicates dropped, as BIG-bench does.
-
-    The rows are read again with the json module: datasets' loader infers one type per column, turning the
-    target "112" into a number and "null" into None."""
+    """bb_input and bb_targets (a list) on each example; exact duplicates dropped, as BIG-bench does. The rows
+    are as written (jsonl.read_jsonl keeps every type: the target "112" stays text, "null" stays text)."""
     raw = bigbench._read(task.path)
     if hashlib.sha256(raw).hexdigest() != task.sha256:
         raise HarnessError(f"{task.path}: changed since task {task.name} was loaded; run again")
     source = task.path.with_name(task.path.name.removesuffix(".meta.json") + ".jsonl")
-    exact = json_lines(source)
-    if len(exact) != len(rows):
-        raise HarnessError(f"{source}: {len(exact)} JSON lines but {len(rows)} rows were read")
-    out, seen = [], set()
-    for i, row in enumerate(exact):
-        key = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
-        if key in seen:
-            continue
-        seen.add(key)
+    out = []
+    for i, row in bigbench.distinct(rows):
         text, target = row.get("input"), row.get("target")
         targets = [target] if isinstance(target, str) else target
         if not isinstance(text, str):

@@ -1,4 +1,4 @@
-"""Examples for a task: from the local data dir (JSON lines, read here) or the hub when online.
+"""Examples for a task: from the local data dir (JSON lines, read by jsonl.py) or the hub when online.
 
 Data dir: --data-dir, else $HARNESS_DATA_DIR, else the `shared/data` folder beside (or inside) the
 checkout when it exists. A task's local files live at <data dir>/<data.local>/<file>, where <file>
@@ -11,11 +11,7 @@ is a warning (TaskData.warning) that the run prints and records.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import string
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +19,7 @@ from harness.tasks import bigbench, bigbench_generative, jinja
 from harness.errors import HarnessError, suggest
 from harness.records import Example
 from harness.files import shared_folder
+from harness.tasks.jsonl import read_jsonl
 from harness.tasks.spec import TaskSpec
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -127,7 +124,7 @@ def check_split(task: TaskSpec, key: str, data_dir: Path | None) -> None:
 def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
     path = local_file(task, split, data_dir)
     if path is not None:
-        rows, sha = _read_local(path), _sha256(path)
+        rows, sha = read_jsonl(path)
         source = str(path)
     else:
         rows, sha = _read_hub(task, split, data_dir), None
@@ -160,41 +157,6 @@ def check_fields(task: TaskSpec, example: Example, source: str) -> None:
                 )
 
 
-def _read_local(path: Path) -> list[dict]:
-    """The rows of a JSON lines file (gzipped when it ends in .gz), in order; one line naming file:line on any fault."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows = []
-    try:
-        with opener(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                rows += _parse_line(path, number, raw)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-        raise HarnessError(f"{path}: truncated or corrupt gzip file ({e}); copy or download it again") from None
-    if not rows:
-        raise HarnessError(f"{path}: empty file: no JSON lines; fill it or point data.files elsewhere")
-    return rows
-
-
-def _parse_line(path: Path, number: int, raw: bytes) -> list[dict]:
-    """[the row of one line], or [] for a blank line."""
-    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark
-        raw = raw[3:]
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise HarnessError(f"{path}:{number}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                           "save the file as UTF-8") from None
-    if not line.strip():
-        return []
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise HarnessError(f"{path}:{number}: malformed JSON line: {e.msg} (column {e.colno})") from None
-    if not isinstance(row, dict):
-        raise HarnessError(f"{path}:{number}: each line must be a JSON object, got {type(row).__name__}")
-    return [row]
-
-
 def _read_hub(task: TaskSpec, split: str, data_dir: Path | None) -> list[dict]:
     looked = f"{data_dir / task.data.local}" if data_dir and task.data.local else "no data dir"
     if data_dir and task.data.local and (data_dir / task.data.local).is_dir():
@@ -216,11 +178,3 @@ def _read_hub(task: TaskSpec, split: str, data_dir: Path | None) -> list[dict]:
             f"task {task.name}: split {split!r} not found locally ({looked}) and hub dataset "
             f"{task.data.hub!r} could not be loaded ({type(e).__name__}); {hint}"
         ) from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "datasets", "matplotlib", "matplotlib.pyplot", "pandas", "scipy", "pyarrow", "numpy")
 STEPS = {  # label -> (file suffix, function name) in the profile
     "prepare (tasks, data, prompts)": ("harness/pipeline.py", "prepare"),
-    "  datasets json loader": ("harness/tasks/data.py", "_read_local"),
+    "  data files read": ("harness/tasks/jsonl.py", "read_jsonl"),
     "model load": ("harness/models/registry.py", "load_model"),
     "execute (result cache)": ("harness/execution/executor.py", "execute"),
     "score": ("harness/score.py", "score_task"),

@@ -131,7 +131,8 @@ class LazyModel:
         self.options = options
         self.name = options.name
         self.kinds: frozenset[RequestKind] = backend_for(options.name).kinds
-        self._loader = loader or (lambda: load_model(options.name, options.device, options.batch_tokens, options.dtype))
+        self._loader = loader or (lambda: load_model(options.name, options.device, options.batch_tokens, options.dtype,
+                                                     options.fuse))
         self._loaded: LanguageModel | None = None
         self._key = description_key(options)
         self._record = read_description(self._key)

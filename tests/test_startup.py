@@ -125,3 +125,27 @@ def test_run_json_and_report_give_peak_memory(task_env, tiny_gpt2_dir, tmp_path,
 def test_memory_notes(memory, expected):
     assert memory_notes({"m": {"name": "m", "memory": memory}}) == (expected,)
     assert memory_notes({"m": {"name": "m"}}) == ()  # runs from before peak memory was recorded
+
+
+def test_a_model_whose_files_change_while_loading_is_described_for_the_next_run(tiny_gpt2_dir, tmp_path):
+    """A packaged model's first load converts it, writing its files: that run records its description under
+    the key the files give afterwards, so the first rerun loads nothing."""
+    from harness.models import lazy
+    from harness.models.registry import LoadOptions, load_model
+
+    folder = shutil.copytree(tiny_gpt2_dir, tmp_path / "converted")
+    weights = folder / "model.safetensors"
+
+    def converting():  # writes the weights again, as a conversion does: a new modification time
+        data = weights.read_bytes()
+        weights.unlink()
+        weights.write_bytes(data)
+        os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000))
+        return load_model(str(folder))
+
+    first = lazy.LazyModel(LoadOptions(str(folder)), converting)
+    described = first.describe()
+    assert first.is_loaded
+    again = lazy.LazyModel(LoadOptions(str(folder)), lambda: pytest.fail("the model was loaded"))
+    assert (again.fingerprint(), again.describe()["name"]) == (first.fingerprint(), described["name"])
+    assert not again.is_loaded

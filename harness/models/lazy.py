@@ -144,6 +144,9 @@ class LazyModel:
         if self._loaded is None:
             say(f"loading model {self.name}")
             self._loaded = self._loader()
+            # the files as the next run will find them (a packaged model's first load converts it: its folder
+            # appears, or fills, only now), so the description is recorded under the key that run computes
+            self._key = description_key(self.options)
         return self._loaded
 
     @property

@@ -5,69 +5,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import sys
 from pathlib import Path
 
-from harness.config import (
-    DEFAULT_TASKS,
-    DEFAULT_WORKERS,
-    DType,
-    ExecutorKind,
-    FinetuneConfig,
-    PretrainConfig,
-    RunConfig,
-    parse_ints,
-    parse_settings,
-)
+from harness.config import LOAD_FIELDS, TASKS_DIR_HELP, FinetuneConfig, PretrainConfig, RunConfig
 from harness.errors import HarnessError
 from harness.files import WRITE_ERRNOS, release, result_cache_path, why
 from harness.interrupt import describe, exit_code, sigterm_as_interrupt
-
-TASKS_DIR_HELP = ("a folder of your own task files (and suites/), searched before the built-in tasks; repeat it or "
-                  "join folders with the path separator (default: $HARNESS_TASKS_PATH)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    defaults = RunConfig()
 
     run = sub.add_parser("run", help="evaluate a model on tasks in ZS / 1S / FS settings and write a run folder")
-    run.add_argument("--model", default=defaults.model, help="registry name, model folder, .gguf file or hub id (default: %(default)s)")
-    run.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated task or suite names, or .toml paths (default: %(default)s)")
-    run.add_argument("--settings", default="zs,1s,fs",
-                     help="comma-separated: zs, 1s, fs, ft (ft fine-tunes on each task's train split first; default: %(default)s)")
-    run.add_argument("--shots", default="5", help="k for the FS setting, comma-separated for a sweep (default: %(default)s)")
-    run.add_argument("--seeds", type=int, default=defaults.seeds, help="demonstration draws per 1S/FS setting (default: %(default)s)")
-    run.add_argument("--limit", type=int, default=defaults.limit, help="first N examples per task; 0 = all (default: %(default)s)")
-    run.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the checkout)")
-    run.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
-    run.add_argument("--output-dir", type=Path, default=defaults.output_dir, help="where run folders go (default: %(default)s)")
-    run.add_argument("--run-name", default=None,
-                     help="run folder name, a plain name (default: <UTC time>-<model>, with -2, -3, ... when taken)")
-    run.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens, help="padded tokens per forward pass; 0 = measured per model and device on first use, then cached (default: %(default)s)")
-    run.add_argument("--device", default=defaults.device, help="torch device (default: %(default)s)")
-    run.add_argument("--dtype", type=DType, choices=list(DType), default=defaults.dtype, metavar="{fp32,bf16}",
-                     help="weights and activations; log-softmax stays fp32 (default: fp32)")
-    run.add_argument("--no-fuse", dest="fuse", action="store_false",
-                     help="run Llama-style models' RMSNorm and MLP unfused (same numbers, slower; default: fused)")
-    run.add_argument("--format", dest="formats", action="append", default=None, metavar="lm-eval",
-                     help="also write the run in lm-eval 0.4's layout under <run folder>/lm-eval/ (README: Checking against lm-eval)")
-    run.add_argument("--no-cache", dest="cache", action="store_false",
-                     help="neither reuse nor save results in the result cache, $HARNESS_CACHE/results.sqlite "
-                     "(default: cache on; see harness cache info)")
-    run.add_argument("--skip-invalid", action="store_true",
-                     help="run the tasks that can run; the others become n/a rows with the reason (default: stop)")
-    cluster = run.add_argument_group("cluster (README: Running on a cluster)")
-    cluster.add_argument("--executor", type=ExecutorKind, choices=list(ExecutorKind), default=ExecutorKind.LOCAL,
-                         metavar="{local,ray}", help="who runs the requests: this process, or a Ray cluster with the "
-                         "same numbers (default: local)")
-    cluster.add_argument("--workers", type=int, default=None,
-                         help=f"Ray workers, each loading the model once; one GPU each with --device cuda (default: {DEFAULT_WORKERS})")
-    cluster.add_argument("--ray-address", default=None,
-                         help="join a running cluster: auto or HOST:PORT (default: start a local one-machine cluster)")
-    cluster.add_argument("--shard-retries", type=int, default=defaults.shard_retries,
-                         help="attempts of a shard in all before the run stops (default: %(default)s)")
+    add_fields(run, RunConfig)  # one flag per field, its help from the field (config.py)
     add_fields(run.add_argument_group("FT setting (fine-tuned checkpoints are kept in <output-dir>/.finetune)"),
                FinetuneConfig, prefix="ft-")
 
@@ -121,48 +74,60 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fields(parser, config_class, prefix: str = "", skip: int = 0) -> None:
-    """One flag per dataclass field from the `skip`-th on: --<prefix><name-with-dashes>, typed by its default."""
+def add_fields(parser, config_class, prefix: str = "", skip: int = 0, only: tuple[str, ...] | None = None) -> None:
+    """One flag per dataclass field with a help, from the `skip`-th on (or those named in `only`):
+    --<prefix><name-with-dashes> or the flag its metadata names, typed by its default or metadata (config._flag);
+    a field with a `group` goes into that section of the help."""
+    groups: dict = {}  # help section -> its argparse group
     for f in dataclasses.fields(config_class)[skip:]:
-        flag, help = "--" + prefix + f.name.replace("_", "-"), f.metadata["help"].replace("%", "%%")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, dest=prefix.replace("-", "_") + f.name, action="store_true", help=help)
+        if "help" not in f.metadata or (only is not None and f.name not in only):
             continue
-        kind = type(f.default)  # int or float
-        parser.add_argument(flag, dest=prefix.replace("-", "_") + f.name, type=kind, default=f.default,
-                            metavar=kind.__name__.upper(), help=help + " (default: %(default)s)")
+        group = f.metadata.get("group")
+        if group is not None and group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        into = parser if group is None else groups[group]
+        flag = f.metadata.get("flag", "--" + prefix + f.name.replace("_", "-"))
+        into.add_argument(flag, dest=prefix.replace("-", "_") + f.name, **_flag_options(f))
+
+
+def _flag_options(f: dataclasses.Field) -> dict:
+    """argparse's keywords for a field's flag."""
+    how, default = f.metadata, f.default
+    help = how["help"].replace("%", "%%").replace("%%(default)s", "%(default)s")
+    if isinstance(default, bool):  # --no-<x> for a field that is on by default
+        return {"action": "store_false" if default else "store_true", "help": help}
+    if how.get("append"):
+        return {"action": "append", "default": None, "metavar": how.get("metavar"), "help": help}
+    help += "" if "default:" in help else " (default: %(default)s)"
+    if isinstance(default, enum.Enum):
+        kind = type(default)
+        return {"type": kind, "choices": list(kind), "default": default,
+                "metavar": "{" + ",".join(k.value for k in kind) + "}", "help": help}
+    if isinstance(default, tuple):  # comma-separated text, read by the field's `parse`
+        return {"default": ",".join(str(getattr(v, "value", v)) for v in default), "help": help}
+    kind = how.get("type", type(default))
+    metavar = how.get("metavar", kind.__name__.upper() if kind in (int, float) else None)
+    return {"type": kind, "default": default, "metavar": metavar, "help": help}
+
+
+def field_values(config_class, args: argparse.Namespace, prefix: str = "", only: tuple[str, ...] | None = None):
+    """Field name -> value, from the flags add_fields made (a repeatable flag as a tuple, `parse` applied)."""
+    values = {}
+    for f in dataclasses.fields(config_class):
+        if "help" not in f.metadata or (only is not None and f.name not in only):
+            continue
+        value = getattr(args, prefix + f.name)
+        value = tuple(value or ()) if f.metadata.get("append") else value
+        values[f.name] = f.metadata["parse"](value) if "parse" in f.metadata else value
+    return values
 
 
 def fields_from_args(config_class, args: argparse.Namespace, prefix: str = ""):
-    names = [f.name for f in dataclasses.fields(config_class)]
-    return config_class(**{name: getattr(args, prefix + name) for name in names})
+    return config_class(**field_values(config_class, args, prefix))
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return RunConfig(
-        model=args.model,
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        settings=parse_settings(args.settings),
-        shots=parse_ints("--shots", args.shots),
-        seeds=args.seeds,
-        limit=args.limit or None,
-        data_dir=args.data_dir,
-        output_dir=args.output_dir,
-        run_name=args.run_name,
-        batch_tokens=args.batch_tokens,
-        device=args.device,
-        dtype=args.dtype,
-        cache=args.cache,
-        skip_invalid=args.skip_invalid,
-        fuse=args.fuse,
-        finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"),
-        executor=args.executor,
-        workers=args.workers,
-        ray_address=args.ray_address,
-        shard_retries=args.shard_retries,
-        tasks_dirs=tuple(args.tasks_dir),
-        formats=tuple(args.formats or ()),
-    )
+    return RunConfig(**field_values(RunConfig, args), finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -188,14 +153,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.reporting.build import with_memory
     from harness.reporting.pages import write_report
-    from harness.reporting.runs import merge_runs
+    from harness.reporting.runs import lineages, merge_runs
 
     if args.out is None and len(args.runs) > 1:
         raise HarnessError("--out: give a folder for a report that merges several runs")
     frame, samples, runs = merge_runs(args.runs)
     out = args.out or args.runs[0]
     title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
-    finetune = {r.manifest.get("model", {}).get("name", r.folder.name): r.manifest.get("finetune", {}) for r in runs}
+    finetune = {r.manifest.get("model", {}).get("name", r.folder.name): lineages(r.manifest) for r in runs}
     models = {r.manifest.get("model", {}).get("name", r.folder.name): with_memory(r.manifest.get("model", {}), r.manifest)
               for r in runs}
     warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w for r in runs for w in r.manifest.get("warnings", [])]
@@ -260,11 +225,12 @@ def pretrain_config_from_args(args: argparse.Namespace) -> PretrainConfig:
 
 
 def add_finetune_parser(subparsers) -> None:
-    """`harness finetune`: the FT setting's training alone, one flag per FinetuneConfig field."""
+    """`harness finetune`: the FT setting's training alone, one flag per FinetuneConfig field, and the model's
+    load flags as `harness run` has them (--model, --device, --dtype, --batch-tokens, --no-fuse, --model-option)."""
     parser = subparsers.add_parser(
         "finetune", help="fine-tune a model on a task's train split (the FT setting) into a loadable folder",
         description="Fine-tune on a task's train split with the zero-shot prompt format, loss on the answer tokens.")
-    parser.add_argument("--model", default=RunConfig().model, help="as for harness run (default: %(default)s)")
+    add_fields(parser, RunConfig, only=LOAD_FIELDS)
     parser.add_argument("--task", required=True, help="task name or .toml path")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
     parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: as for harness run)")
@@ -275,25 +241,26 @@ def add_finetune_parser(subparsers) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from harness.tasks.data import load_task_data, resolve_data_dir
     from harness.train.finetune import finetune, load_train
-    from harness.models import load_model, resolve
+    from harness.models.registry import check_serves, load_model, load_options
     from harness.errors import say
     from harness.tasks.catalog import resolve_task, search_path, shadowing
 
     config = fields_from_args(FinetuneConfig, args)
-    resolve(args.model)
+    options = load_options(RunConfig(**field_values(RunConfig, args, only=LOAD_FIELDS)))  # checked, loads nothing
+    check_serves(options.model, (), finetune=True)
     data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
     for line in shadowing(dirs, {args.task}):
         say(line)
     spec = resolve_task(args.task, dirs, data_dir)
     data = load_task_data(spec, data_dir)
     train = load_train(spec, data_dir, data.eval, config.force)
-    lineage = finetune(load_model(args.model), spec, train, data.eval, config, args.out)
-    overlap = lineage["overlap"]
-    print(f"trained on {lineage['train']['used']} of {lineage['train']['available']} examples of {spec.name} "
-          f"{lineage['train']['split']} ({lineage['steps']} steps, {lineage['seconds']:.0f} s, final loss "
-          f"{lineage['final_loss']:.4f}); {overlap['found']} overlapping the eval split ({overlap['checked']}): "
-          f"{overlap['action'] if overlap['found'] else 'none'}")
-    print(f"wrote {args.out}/ (lineage.json); evaluate it with: harness run --model {lineage['model']} --tasks {spec.name} --settings zs")
+    lineage = finetune(load_model(options), spec, train, data.eval, config, args.out)
+    train, overlap = lineage.train, lineage.overlap
+    print(f"trained on {train.used} of {train.available} examples of {spec.name} {train.split} ({lineage.steps} "
+          f"steps, {lineage.seconds:.0f} s, final loss {lineage.final_loss:.4f}); {overlap.found} overlapping the "
+          f"eval split ({overlap.checked}): {overlap.action if overlap.found else 'none'}")
+    print(f"wrote {args.out}/ (lineage.json); evaluate it with: harness run --model {lineage.model} "
+          f"--tasks {spec.name} --settings zs")
     return 0
 
 

@@ -6,12 +6,12 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.records import Setting
+from harness.errors import HarnessError, suggest, unknown
+from harness.records import Setting, Variant
 
 DEFAULT_MODEL = "smollm2-135m"  # a real pretrained model shipped inside a PyPI package: works offline
-DEFAULT_TASKS = ("demo",)  # the suite in tasks/suites/demo.toml: about 8 minutes on 2 CPU cores
-DEFAULT_SETTINGS = (Setting.ZS, Setting.OS, Setting.FS)  # FT trains a model per task: ask for it with --settings
+DEFAULT_TASKS = ("demo",)  # the suite in tasks/suites/demo.toml: under 3 minutes on 2 CPU cores at --limit 20
+DEFAULT_SETTINGS = (Setting.ZS, Setting.ONE_SHOT, Setting.FS)  # FT trains a model per task: ask for it with --settings
 
 
 def _f(default, help: str):
@@ -62,30 +62,65 @@ DEFAULT_WORKERS = 2  # Ray workers when --workers is not given
 OUTPUT_FORMATS = ("lm-eval",)  # --format: written beside scores.csv and samples.jsonl
 
 
+TASKS_DIR_HELP = ("a folder of your own task files (and suites/), searched before the built-in tasks; repeat it or "
+                  "join folders with the path separator (default: $HARNESS_TASKS_PATH)")
+
+
+def _flag(default, help: str, **how):
+    """A RunConfig field and its `harness run` flag (cli.add_fields). `how`: flag (its name when not --<field>),
+    parse (flag value -> field value; a tuple field's flag takes comma-separated text), type (for a None
+    default), append (a repeatable flag), metavar, group (a help section). A help without "default:" gets one."""
+    return field(default=default, metadata={"help": help, **how})
+
+
+CLUSTER = "cluster (README: Running on a cluster)"  # the help section of the Ray flags
+LOAD_FIELDS = ("model", "batch_tokens", "device", "dtype", "fuse", "model_options")  # also `harness finetune`'s
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = DEFAULT_MODEL  # registry name, folder, .gguf file or hub id
-    tasks: tuple[str, ...] = DEFAULT_TASKS  # task or suite names (tasks/, tasks/suites/) or .toml paths
-    settings: tuple[Setting, ...] = DEFAULT_SETTINGS
-    shots: tuple[int, ...] = (5,)  # k values of the FS setting
-    seeds: int = 1  # demonstration draws per (1S, FS) setting
-    limit: int | None = 20  # first N examples of each eval split (a quick look); None = all
-    data_dir: Path | None = None  # None: $HARNESS_DATA_DIR, else shared/data beside the checkout
-    output_dir: Path = Path("results")
-    run_name: str | None = None  # a plain folder name; default: <UTC time>-<model>, then -2, -3, ... if taken
-    batch_tokens: int = 0  # padded tokens per forward pass; 0 = probed per model and device, cached (models/probe.py)
-    device: str = "cpu"
-    dtype: DType = DType.FP32  # bf16: faster where supported, deviates (README, "Scoring engine")
-    fuse: bool = True  # fused RMSNorm / gated MLP in Llama-style models (models/fused.py); same numbers
-    cache: bool = True  # reuse and save results in the user's result cache (files.result_cache_path)
-    skip_invalid: bool = False  # run the valid tasks; a task that cannot run is an n/a row with the reason
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training
-    executor: ExecutorKind = ExecutorKind.LOCAL  # ray: run the plan's shards on a Ray cluster, same bytes
-    workers: int | None = None  # Ray workers (actors); None = DEFAULT_WORKERS; each holds one GPU on cuda
-    ray_address: str | None = None  # None: a local one-machine cluster; "auto" or HOST:PORT: join that cluster
-    shard_retries: int = 3  # attempts of a shard in all (Ray restarts lost workers) before the run stops
-    tasks_dirs: tuple[str, ...] = ()  # --tasks-dir: user task folders searched before $HARNESS_TASKS_PATH and tasks/
-    formats: tuple[str, ...] = ()  # extra layouts of the run folder: "lm-eval" (lm-eval 0.4 results + samples)
+    """Everything `harness run` takes: one field per flag, its help in the field's metadata."""
+
+    model: str = _flag(DEFAULT_MODEL, "registry name, model folder, .gguf file or hub id, or <backend>:<spec>")
+    tasks: tuple[str, ...] = _flag(DEFAULT_TASKS, "comma-separated task or suite names, or .toml paths",
+                                   parse=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()))
+    settings: tuple[Setting, ...] = _flag(
+        DEFAULT_SETTINGS, "comma-separated: zs, 1s, fs, ft (ft fine-tunes on each task's train split first; "
+        "default: %(default)s)", parse=lambda text: parse_settings(text))
+    shots: tuple[int, ...] = _flag((5,), "k for the FS setting, comma-separated for a sweep",
+                                   parse=lambda text: parse_ints("--shots", text))
+    seeds: int = _flag(1, "demonstration draws per 1S/FS setting")
+    limit: int | None = _flag(20, "first N examples per task; 0 = all", parse=lambda n: n or None)
+    data_dir: Path | None = _flag(None, "local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the "
+                                  "checkout)", type=Path)
+    output_dir: Path = _flag(Path("results"), "where run folders go")
+    run_name: str | None = _flag(None, "run folder name, a plain name (default: <UTC time>-<model>, with -2, -3, ... "
+                                 "when taken)", type=str)
+    batch_tokens: int = _flag(0, "padded tokens per forward pass; 0 = measured per model and device on first use, "
+                              "then cached")
+    device: str = _flag("cpu", "torch device")
+    dtype: DType = _flag(DType.FP32, "weights and activations; log-softmax stays fp32 (default: fp32)")
+    fuse: bool = _flag(True, "run Llama-style models' RMSNorm and MLP unfused (same numbers, slower; default: fused)",
+                       flag="--no-fuse")
+    model_options: tuple[str, ...] = _flag(
+        (), "an option of the model's backend, repeatable (api: url=URL, timeout=SECONDS; README: Backends)",
+        flag="--model-option", append=True, metavar="KEY=VALUE")
+    cache: bool = _flag(True, "neither reuse nor save results in the result cache, $HARNESS_CACHE/results.sqlite "
+                        "(default: cache on; see harness cache info)", flag="--no-cache")
+    skip_invalid: bool = _flag(False, "run the tasks that can run; the others become n/a rows with the reason "
+                               "(default: stop)")
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training: --ft-<field>
+    executor: ExecutorKind = _flag(ExecutorKind.LOCAL, "who runs the requests: this process, or a Ray cluster with "
+                                   "the same numbers (default: local)", group=CLUSTER)
+    workers: int | None = _flag(None, "Ray workers, each loading the model once; one GPU each with --device cuda "
+                                f"(default: {DEFAULT_WORKERS})", type=int, group=CLUSTER)
+    ray_address: str | None = _flag(None, "join a running cluster: auto or HOST:PORT (default: start a local "
+                                    "one-machine cluster)", type=str, group=CLUSTER)
+    shard_retries: int = _flag(3, "attempts of a shard in all before the run stops", group=CLUSTER)
+    tasks_dirs: tuple[str, ...] = _flag((), TASKS_DIR_HELP, flag="--tasks-dir", append=True, metavar="DIR")
+    formats: tuple[str, ...] = _flag((), "also write the run in lm-eval 0.4's layout under <run folder>/lm-eval/ "
+                                     "(README: Checking against lm-eval)", flag="--format", append=True,
+                                     metavar="lm-eval")
 
     def __post_init__(self):
         if not self.tasks:
@@ -103,6 +138,10 @@ class RunConfig:
             raise HarnessError(f"--limit: need a positive number of examples, got {self.limit}")
         if self.batch_tokens < 0:
             raise HarnessError(f"--batch-tokens: need a positive number (or 0 for the device's default), got {self.batch_tokens}")
+        for item in self.model_options:
+            if "=" not in item or not item.partition("=")[0]:
+                raise HarnessError(f"--model-option {item}: expected KEY=VALUE, as in "
+                                   "url=http://127.0.0.1:8000/v1/completions")
         if self.executor is ExecutorKind.LOCAL:
             for flag, value in (("--workers", self.workers), ("--ray-address", self.ray_address)):
                 if value is not None:
@@ -115,22 +154,23 @@ class RunConfig:
         if self.run_name is not None:
             check_run_name(self.run_name)
 
-    def prompt_plans(self) -> list[tuple[Setting, int, int]]:
-        """(setting, k, seed) for every prompt variant of an example; ZS has one seed.
+    def prompt_plans(self) -> list[Variant]:
+        """Every prompt variant of an example; ZS has one seed.
 
         FS with k = 0 is the zero-shot prompt: a sweep `--shots 0,1,2,...` runs it once, as ZS (k = 0 on plots).
         """
-        plans = [(Setting.ZS, 0, 0)] if Setting.FS in self.settings and 0 in self.shots else []
+        zero = Variant(Setting.ZS, 0)
+        plans = [zero] if Setting.FS in self.settings and 0 in self.shots else []
         for setting in self.settings:
             match setting:
                 case Setting.ZS:
-                    plans += [(setting, 0, 0)] if (setting, 0, 0) not in plans else []
-                case Setting.OS:
-                    plans += [(setting, 1, s) for s in range(self.seeds)]
+                    plans += [zero] if zero not in plans else []
+                case Setting.ONE_SHOT:
+                    plans += [Variant(setting, 1, s) for s in range(self.seeds)]
                 case Setting.FS:
-                    plans += [(setting, k, s) for k in self.shots if k > 0 for s in range(self.seeds)]
+                    plans += [Variant(setting, k, s) for k in self.shots if k > 0 for s in range(self.seeds)]
                 case Setting.FT:  # the zero-shot prompt, scored by the model fine-tuned on the task
-                    plans.append((setting, 0, 0))
+                    plans.append(Variant(setting, 0))
         return plans
 
 
@@ -144,8 +184,6 @@ def check_device(device: str, here: bool = True) -> None:
     if kind in DEVICE_TYPES and colon and not index.isdigit():
         raise HarnessError(f"--device {device!r}: after ':' comes a device number, as in {kind}:0")
     if kind not in DEVICE_TYPES:
-        from harness.errors import suggest
-
         hint = suggest(kind, DEVICE_TYPES) or f" (known: {', '.join(DEVICE_TYPES)}, each with an optional :N)"
         raise HarnessError(f"--device {device!r}: not a torch device{hint}")
     if kind == "cpu" or not here:
@@ -159,6 +197,8 @@ def check_device(device: str, here: bool = True) -> None:
                            "use --device cpu")
     if index and int(index) >= count:
         raise HarnessError(f"--device {device}: this machine has {count} {kind} device(s), numbered 0 to {count - 1}")
+
+
 def check_run_name(name: str) -> None:
     """A run name is one plain folder name: never a path (no / or \\, not . or ..), never hidden (.tmp-, .finetune
     are harness's own), never empty, at most 200 bytes (room for the temporary folder's prefix and suffix)."""
@@ -178,8 +218,6 @@ def parse_settings(text: str) -> tuple[Setting, ...]:
     out = []
     for name in names:
         if name not in known:
-            from harness.errors import unknown
-
             raise unknown("setting", name, known)
         out.append(known[name])
     return tuple(dict.fromkeys(out))

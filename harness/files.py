@@ -23,7 +23,7 @@ MIN_FREE = 64 * 2**20  # bytes a folder needs free before a run starts: a run fo
 
 def user_cache() -> Path:
     """Where harness keeps converted models, tokenizer files and the result cache: $HARNESS_CACHE, else
-    ~/.cache/harness (the folder of models/hf.py's cache_dir, which files.py, a lower stage, cannot import)."""
+    ~/.cache/harness. The one place that says so: every user of the folder asks here."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "harness")
 
 

@@ -9,15 +9,16 @@ error of a mean is sample std / sqrt(n) and every other one is a fast multinomia
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from harness import metrics_generation as gen
-from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, Outcome
+from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, MatchOptions, Outcome
 
 BOOTSTRAP_ITERS = 1000
 BOOTSTRAP_SEED = 1234
@@ -26,7 +27,7 @@ BOOTSTRAP_SEED = 1234
 Aggregate = Callable[[np.ndarray, int], np.ndarray]  # (..., m) column sums, n -> (...)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Metric:
     name: str
     reads: Mapping[type, Callable[[Any], tuple[float, ...]]]  # outcome type -> per-example values
@@ -34,6 +35,12 @@ class Metric:
     higher_is_better: bool
     is_mean: bool  # stderr = sample std / sqrt(n); otherwise bootstrap
     needs_unconditional: bool = False
+    # the task's [metric_options.exact_match] -> `reads` for that task; None: the metric takes no options
+    with_match: Callable[[MatchOptions], Mapping[type, Callable[[Any], tuple[float, ...]]]] | None = None
+
+    def for_task(self, match: MatchOptions) -> Metric:
+        """The metric as a task with these options scores it."""
+        return self if self.with_match is None else replace(self, reads=self.with_match(match))
 
     def per_example(self, outcome: Outcome) -> tuple[float, ...]:
         return self.reads[type(outcome)](outcome)
@@ -101,38 +108,50 @@ def _per_word_or_byte(s, n):
     return np.exp(-s[..., 0] / s[..., 1])
 
 
+def _mean_metric(name: str, reads: Mapping[type, Callable], **kw) -> Metric:
+    """A per-example score whose aggregate is the mean (stderr: sample std / sqrt(n)), higher is better."""
+    return Metric(name=name, reads=reads, aggregate=_mean, higher_is_better=True, is_mean=True, **kw)
+
+
+def _summed(name: str, reads: Mapping[type, Callable], aggregate: Aggregate, higher_is_better: bool) -> Metric:
+    """An aggregate of summed terms (perplexities, corpus BLEU): its stderr is a bootstrap."""
+    return Metric(name=name, reads=reads, aggregate=aggregate, higher_is_better=higher_is_better, is_mean=False)
+
+
+def _exact_match_with(match: MatchOptions) -> Mapping[type, Callable]:
+    return {GenerationOutcome: functools.partial(gen.exact_match, options=match)}
+
+
 METRICS: dict[str, Metric] = {
     # multiple choice: argmax of the log-likelihoods; cloze: the whole target is the greedy continuation
-    "acc": Metric("acc", {ChoiceOutcome: _acc, ClozeOutcome: lambda o: (float(o.greedy),)}, _mean, True, True),
+    "acc": _mean_metric("acc", {ChoiceOutcome: _acc, ClozeOutcome: lambda o: (float(o.greedy),)}),
     # lm-evaluation-harness: log-likelihood divided by the choice's length in characters
-    "acc_norm": Metric("acc_norm", {ChoiceOutcome: _acc_norm}, _mean, True, True),
+    "acc_norm": _mean_metric("acc_norm", {ChoiceOutcome: _acc_norm}),
     # BIG-bench: the target score of the argmax choice (fractional credit; ties in log-likelihood averaged)
-    "multiple_choice_grade": Metric("multiple_choice_grade", {ChoiceOutcome: _multiple_choice_grade}, _mean, True, True),
-    "acc_per_token": Metric("acc_per_token", {ChoiceOutcome: _acc_per_token}, _mean, True, True),
+    "multiple_choice_grade": _mean_metric("multiple_choice_grade", {ChoiceOutcome: _multiple_choice_grade}),
+    "acc_per_token": _mean_metric("acc_per_token", {ChoiceOutcome: _acc_per_token}),
     # lm-evaluation-harness's acc_mutual_info: log p(choice | prompt) - log p(choice | end-of-text)
-    "acc_calibrated": Metric("acc_calibrated", {ChoiceOutcome: _acc_calibrated}, _mean, True, True,
-                             needs_unconditional=True),
+    "acc_calibrated": _mean_metric("acc_calibrated", {ChoiceOutcome: _acc_calibrated}, needs_unconditional=True),
     # the GPT-2 paper's LAMBADA rule: only the final token of the target must be the argmax, given the
     # context and the target's earlier tokens (lm-evaluation-harness's acc needs every token)
-    "acc_last_token": Metric("acc_last_token", {ClozeOutcome: lambda o: (float(o.last_greedy),)}, _mean, True, True),
-    "perplexity": Metric("perplexity", {ClozeOutcome: lambda o: (o.logprob,)},
-                         lambda s, n: np.exp(-s[..., 0] / n), False, False),
-    "word_perplexity": Metric("word_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.words)},
-                              _per_word_or_byte, False, False),
-    "byte_perplexity": Metric("byte_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
-                              _per_word_or_byte, False, False),
-    "bits_per_byte": Metric("bits_per_byte", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
-                            lambda s, n: -s[..., 0] / s[..., 1] / math.log(2), False, False),
+    "acc_last_token": _mean_metric("acc_last_token", {ClozeOutcome: lambda o: (float(o.last_greedy),)}),
+    "perplexity": _summed("perplexity", {ClozeOutcome: lambda o: (o.logprob,)}, lambda s, n: np.exp(-s[..., 0] / n),
+                          False),
+    "word_perplexity": _summed("word_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.words)},
+                               _per_word_or_byte, False),
+    "byte_perplexity": _summed("byte_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
+                               _per_word_or_byte, False),
+    "bits_per_byte": _summed("bits_per_byte", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
+                             lambda s, n: -s[..., 0] / s[..., 1] / math.log(2), False),
     # generation (metrics_generation.py): the prediction is the continuation after the task's filters
     # lm-evaluation-harness: equal to any reference after the task's [metric_options.exact_match]
-    "exact_match": Metric("exact_match", {GenerationOutcome: gen.exact_match}, _mean, True, True),
-    "exact_str_match": Metric("exact_str_match", {GenerationOutcome: gen.exact_str_match}, _mean, True, True),  # BIG-bench
+    "exact_match": _mean_metric("exact_match", _exact_match_with(MatchOptions()), with_match=_exact_match_with),
+    "exact_str_match": _mean_metric("exact_str_match", {GenerationOutcome: gen.exact_str_match}),  # BIG-bench
     # SQuAD 2.0's official exact and f1 (x 100), best over the references; unanswerable: the empty string
-    "exact": Metric("exact", {GenerationOutcome: gen.squad_exact}, _mean, True, True),
-    "f1": Metric("f1", {GenerationOutcome: gen.squad_f1}, _mean, True, True),
+    "exact": _mean_metric("exact", {GenerationOutcome: gen.squad_exact}),
+    "f1": _mean_metric("f1", {GenerationOutcome: gen.squad_f1}),
     # corpus-level through sacrebleu's default settings, from summed per-example statistics
-    "bleu": Metric("bleu", {GenerationOutcome: gen.corpus_statistics("bleu")}, gen.corpus_score("bleu"), True, False),
-    "chrf": Metric("chrf", {GenerationOutcome: gen.corpus_statistics("chrf")}, gen.corpus_score("chrf"), True, False),
-    "ter": Metric("ter", {GenerationOutcome: gen.corpus_statistics("ter")}, gen.corpus_score("ter"), False, False),
-    **{kind: Metric(kind, {GenerationOutcome: gen.rouge(kind)}, _mean, True, True) for kind in gen.ROUGE_TYPES},
+    **{name: _summed(name, {GenerationOutcome: gen.corpus_statistics(name)}, gen.corpus_score(name), name != "ter")
+       for name in ("bleu", "chrf", "ter")},
+    **{kind: _mean_metric(kind, {GenerationOutcome: gen.rouge(kind)}) for kind in gen.ROUGE_TYPES},
 }

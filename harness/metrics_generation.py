@@ -36,10 +36,10 @@ def _normalize_for_match(text: str, options: MatchOptions) -> str:
     return text
 
 
-def exact_match(o: GenerationOutcome) -> tuple[float]:
+def exact_match(o: GenerationOutcome, options: MatchOptions = MatchOptions()) -> tuple[float]:
     """1 when the prediction equals any reference after the task's options (lm-evaluation-harness)."""
-    prediction = _normalize_for_match(o.predicted, o.match)
-    return (float(any(prediction == _normalize_for_match(ref, o.match) for ref in o.references)),)
+    prediction = _normalize_for_match(o.predicted, options)
+    return (float(any(prediction == _normalize_for_match(ref, options) for ref in o.references)),)
 
 
 def exact_str_match(o: GenerationOutcome) -> tuple[float]:

@@ -19,17 +19,19 @@ from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
 from harness.errors import HarnessError, UnknownName, say, warn
+from harness.execution import cached
 from harness.execution.cache import open_checked
 from harness.execution.executor import Executor, FinetuneJob, LocalExecutor
 from harness.execution.plan import make_plan
 from harness.files import result_cache_path
-from harness.lineage import lineage_summary
+from harness.lineage import Lineage
 from harness.models.base import LanguageModel, Trainable
 from harness.models.lazy import LazyModel
-from harness.models.registry import LoadOptions, check_serves, load_model, resolve
+from harness.models.registry import LoadOptions, ModelName, check_serves, load_model, load_options
 from harness.provenance import git_state
-from harness.records import Example, Prompt, Rendered, Setting
-from harness.score import needs_unconditional, score_task, skipped_rows
+from harness.records import Example, Prompt, Rendered, ScoreRow, Setting, Variant
+from harness.samples import Sample
+from harness.score import Unavailable, score_task, skipped_rows
 from harness.tasks.catalog import expand_suites, resolve_task, search_path, shadowing
 from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
@@ -45,19 +47,19 @@ class PreparedTask:
     examples: tuple[Example, ...]  # the evaluated slice of the eval split
     prompts: tuple[tuple[Prompt, Rendered], ...]  # every example x (setting, k, seed), with its rendered example
     train: Split | None = None  # the FT setting's training data, when it was asked for and exists
-    unavailable: tuple[tuple[Setting, int, str], ...] = ()  # (setting, k, reason): shown as n/a, never a gap
+    unavailable: tuple[Unavailable, ...] = ()  # variants that cannot run and why: shown as n/a, never a gap
     warnings: tuple[str, ...] = ()  # fallbacks taken (demonstrations from the eval split, no train split)
 
 
 @dataclass(frozen=True)
 class RunOutput:
-    scores: tuple[dict[str, Any], ...]  # rows of the long table
-    samples: tuple[dict[str, Any], ...]  # one per example x prompt variant
+    scores: tuple[ScoreRow, ...]  # rows of the long table
+    samples: tuple[Sample, ...]  # one per example x prompt variant
     tasks: tuple[PreparedTask, ...]
     model: dict[str, Any]
     seconds: float
     git: dict[str, Any] = field(default_factory=dict)  # the checkout's state when the run started
-    finetune: dict[str, dict] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
+    finetune: dict[str, Lineage] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
     warnings: tuple[str, ...] = ()  # every task's fallbacks: stderr, run.json "warnings", the report's Warnings
     skipped: dict[str, str] = field(default_factory=dict)  # task -> why it could not run (--skip-invalid)
 
@@ -118,11 +120,11 @@ def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> P
     data = load_task_data(spec, data_dir)
     examples = data.eval.examples[: config.limit]
     plans, train, unavailable = _applicable(spec, data, data_dir, config)
-    warnings = [data.warning] if data.warning and any(k > 0 for _, k, _ in plans) else []
-    warnings += [f"task {spec.name}: FT not run: {reason}" for s, _, reason in unavailable
-                 if s is Setting.FT and spec.data.train_split is not None]
-    for _, k, _ in plans:
-        check_pool(spec, data.demos.examples, data.demos is data.eval, k)
+    warnings = [data.warning] if data.warning and any(v.k > 0 for v in plans) else []
+    warnings += [f"task {spec.name}: FT not run: {u.reason}" for u in unavailable
+                 if u.variant.setting is Setting.FT and spec.data.train_split is not None]
+    for v in plans:
+        check_pool(spec, data.demos.examples, data.demos is data.eval, v.k)
     memo: dict[str, Rendered] = {}  # example id -> its rendering: each example is rendered once
 
     def rendered(ex: Example) -> Rendered:
@@ -133,8 +135,8 @@ def _prepare_task(spec: TaskSpec, data_dir: Path | None, config: RunConfig) -> P
     eval_rendered = [rendered(ex) for ex in examples]  # bad data fails here, before the model loads
     for ex in touched(train, data):  # and every example FT reads: it runs after the other settings are scored
         rendered(ex)
-    prompts = tuple((build_prompt(spec, ex, setting, k, seed, data.demos.examples, rendered), r)
-                    for ex, r in zip(examples, eval_rendered, strict=True) for setting, k, seed in plans)
+    prompts = tuple((build_prompt(spec, ex, v.setting, v.k, v.seed, data.demos.examples, rendered), r)
+                    for ex, r in zip(examples, eval_rendered, strict=True) for v in plans)
     return PreparedTask(spec, data, examples, prompts, train, tuple(unavailable), tuple(warnings))
 
 
@@ -146,19 +148,19 @@ def touched(train: Split | None, data: TaskData) -> tuple[Example, ...]:
 
 
 def _applicable(spec: TaskSpec, data: TaskData, data_dir: Path | None, config: RunConfig):
-    """(plans that apply to the task, its FT training split or None, (setting, k, reason) of the others)."""
+    """(variants that apply to the task, its FT training split or None, the others and why)."""
     plans, unavailable = config.prompt_plans(), []
     if reason := without_demonstrations(spec.kind):
-        shots = dict.fromkeys((s, k) for s, k, _ in plans if s in (Setting.OS, Setting.FS))
-        unavailable += [(s, k, f"no demonstrations: {reason}") for s, k in shots]
-        plans = [(s, k, seed) for s, k, seed in plans if s not in (Setting.OS, Setting.FS)]
+        shots = dict.fromkeys(Variant(v.setting, v.k) for v in plans if v.setting in (Setting.ONE_SHOT, Setting.FS))
+        unavailable += [Unavailable(v, f"no demonstrations: {reason}") for v in shots]
+        plans = [v for v in plans if v.setting not in (Setting.ONE_SHOT, Setting.FS)]
     train = None
-    if any(s is Setting.FT for s, _, _ in plans):
+    if any(v.setting is Setting.FT for v in plans):
         try:
             train = load_train(spec, data_dir, data.eval, config.finetune.force)
         except NoTrainSplit as e:
-            unavailable.append((Setting.FT, 0, str(e)))
-            plans = [plan for plan in plans if plan[0] is not Setting.FT]
+            unavailable.append(Unavailable(Variant(Setting.FT, 0), str(e)))
+            plans = [v for v in plans if v.setting is not Setting.FT]
     return plans, train, unavailable
 
 
@@ -177,70 +179,76 @@ def fit(t: PreparedTask, model: LanguageModel) -> PreparedTask:
 
 def requests_of(t: PreparedTask, ft: bool) -> list:
     """The requests of a task's FT prompts (ft=True) or of all its other prompts."""
-    unconditional = needs_unconditional(t.spec)
-    return [q for p, r in t.prompts if (p.setting is Setting.FT) == ft for q in requests_for(t.spec, p, r, unconditional)]
+    return [q for p, r in t.prompts if (p.setting is Setting.FT) == ft for q in requests_for(t.spec, p, r)]
 
 
 def run(config: RunConfig, model: LanguageModel | None = None, executor: Executor | None = None) -> RunOutput:
     """Evaluate `config.model` (or the given LanguageModel) on every task and prompt variant."""
     started, git = time.time(), git_state()
-    if model is None:
-        resolve(config.model)  # an unknown name fails before any data is read
+    # the model as one value, its name read once: a bad name or --model-option fails before any data is read
+    options = load_options(config) if model is None else None
     tasks, skipped = prepare_all(config)
-    check_model(config.model if model is None else model, tasks)
-    executor = executor or executor_for(config)  # a cluster that cannot be joined fails before the model loads
+    check_model(options.model if options else model, tasks)
+    cache = result_cache(config)
+    executor = executor or executor_for(config, options)
     if model is None:
-        model = model_for(config, tasks)
+        model = model_for(options, config, tasks)
     tasks = [fit(t, model) for t in tasks]
     plan = make_plan(q for t in tasks for q in requests_of(t, ft=False))
-    results = plan.join(executor.execute(plan, model))
+    results = plan.join(cached.execute(executor, plan, model, cache))
     lineages = {}
     for t, lineage in finetuned(model, tasks, config, executor):  # FT: the ZS prompts, scored by the tuned model
         lineages[t.spec.name] = lineage
-        tuned = load_model(lineage["model"], config.device, config.batch_tokens, config.dtype, config.fuse)
+        name = lineage.model  # the base model's load options, another name
+        tuned = load_model(replace(options, name=name) if options else load_options(replace(config, model=name)))
         ft_plan = make_plan(requests_of(t, ft=True))
-        results |= ft_plan.join(executor.execute(ft_plan, tuned))
+        results |= ft_plan.join(cached.execute(executor, ft_plan, tuned, cache))
         del tuned
     described = model.describe()
     scored = [score_task(t.spec, t.prompts, t.unavailable, results, described["name"]) for t in tasks]
     rows = [r for s in scored for r in s.rows]
-    rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason, config)]
+    rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason,
+                                                                           config.prompt_plans())]
     return RunOutput(tuple(rows), tuple(x for s in scored for x in s.samples), tuple(tasks), described,
                      time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings), skipped)
 
 
-def model_for(config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
-    """`config.model`, loaded when a request first needs it when results are cached (a fully cached rerun
-    loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
+def model_for(options: LoadOptions, config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:
+    """The model `options` describe, loaded when a request first needs it when results are cached (a fully
+    cached rerun loads nothing: models/lazy.py), else now; FT trains the weights, so it loads them now."""
     if config.cache and all(t.train is None for t in tasks):
-        return LazyModel(LoadOptions(config.model, config.device, config.batch_tokens, config.dtype, config.fuse),
-                         lambda: load_model(config.model, config.device, config.batch_tokens, config.dtype, config.fuse))
-    say(f"loading model {config.model}")
-    return load_model(config.model, config.device, config.batch_tokens, config.dtype, config.fuse)
+        return LazyModel(options, load_model)
+    say(f"loading model {options.name}")
+    return load_model(options)
 
 
-def executor_for(config: RunConfig) -> Executor:
-    """The one place where --executor picks who runs the plan, and where the result cache is checked (writable,
-    with room to spare) before any model work."""
-    cache = result_cache_path() if config.cache else None
-    if cache:
-        open_checked(cache)
+def result_cache(config: RunConfig) -> Path | None:
+    """The result cache the run reads and writes (None: --no-cache), checked before any model work: writable,
+    with room to spare."""
+    path = result_cache_path() if config.cache else None
+    if path:
+        open_checked(path)
+    return path
+
+
+def executor_for(config: RunConfig, options: LoadOptions | None = None) -> Executor:
+    """The one place where --executor picks who runs the plan (Ray workers load the model `options` describe).
+    Nothing connects here: a Ray executor joins its cluster when it first has work."""
     match config.executor:
         case ExecutorKind.LOCAL:
-            return LocalExecutor(cache)
+            return LocalExecutor()
         case ExecutorKind.RAY:
             from harness.execution.cluster import ClusterOptions, RayExecutor
 
-            options = ClusterOptions(config.ray_address, config.workers or DEFAULT_WORKERS, config.device,
-                                     config.dtype, config.batch_tokens, config.shard_retries, fuse=config.fuse)
-            return RayExecutor(cache, options)
+            workers = config.workers or DEFAULT_WORKERS
+            return RayExecutor(ClusterOptions(config.ray_address, workers, config.shard_retries, load=options))
 
 
-def check_model(model: str | LanguageModel, tasks: list[PreparedTask]) -> None:
+def check_model(model: ModelName | LanguageModel, tasks: list[PreparedTask]) -> None:
     """Fail with one line, before any model work, when the model cannot serve what the tasks need."""
     kinds = {KINDS[t.spec.kind].request_kind for t in tasks}
     finetune = any(t.train is not None for t in tasks)
-    if isinstance(model, str):
+    if isinstance(model, ModelName):
         check_serves(model, kinds, finetune)
     elif missing := kinds - model.kinds:
         raise HarnessError(f"{model.name}: serves no {', '.join(sorted(k.value for k in missing))} requests, "
@@ -261,8 +269,8 @@ def finetuned(model: Trainable, tasks: list[PreparedTask], config: RunConfig, ex
             for t in wanted]
     lineages = executor.finetune(jobs, model) if jobs else []
     for t, job, lineage in zip(wanted, jobs, lineages, strict=True):
-        say(f"FT {lineage_summary(t.spec.name, lineage)}; scoring {lineage['model']}")
-    return [(t, lineage | {"folder": str(job.folder)}) for t, job, lineage in zip(wanted, jobs, lineages, strict=True)]
+        say(f"FT {lineage.summary(t.spec.name)}; scoring {lineage.model}")
+    return [(t, lineage.kept_in(str(job.folder))) for t, job, lineage in zip(wanted, jobs, lineages, strict=True)]
 
 
 def evaluate(model: str | LanguageModel = DEFAULT_MODEL, tasks=None, settings=None, **kwargs):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -15,13 +15,13 @@ class Setting(enum.Enum):
     """The four settings of the GPT papers."""
 
     ZS = "zs"  # zero-shot: description + query
-    OS = "1s"  # one-shot: one solved demonstration
+    ONE_SHOT = "1s"  # one-shot: one solved demonstration
     FS = "fs"  # few-shot: k solved demonstrations
     FT = "ft"  # fine-tuned weights, zero-shot prompt
 
     @property
     def label(self) -> str:
-        return self.name if self is not Setting.OS else "1S"
+        return self.name if self is not Setting.ONE_SHOT else "1S"
 
 
 class TaskKind(enum.Enum):
@@ -193,12 +193,11 @@ class MatchOptions:
 @dataclass(frozen=True)
 class GenerationOutcome:
     """Generation: the greedy continuation (cut at the first stop string), the prediction the task's filters
-    make of it, and every accepted reference; `match` carries the task's exact_match options."""
+    make of it, and every accepted reference (the task's exact_match options are its metric's: metrics.py)."""
 
     generated: str
     references: tuple[str, ...]
     prediction: str | None = None  # after the task's filters; None: the generated text as is
-    match: MatchOptions = MatchOptions()
     truncated: int = 0  # context tokens cut from the left to fit
 
     @property
@@ -213,7 +212,36 @@ class GenerationOutcome:
 
 Outcome = ChoiceOutcome | ClozeOutcome | DocumentOutcome | GenerationOutcome
 
-# The long table, one row per (model, task, setting, k, seed, metric): scores.csv's columns, in order.
-# note: why a cell has no value (value NaN, n 0, shown as n/a), else empty.
-SCORE_COLUMNS = ["run", "model", "task", "setting", "k", "k_used_mean", "seed", "metric", "value", "stderr", "n",
-                 "n_truncated", "higher_is_better", "note"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One prompt variant of a task: the setting, the demonstrations asked for (k) and their draw (seed)."""
+
+    setting: Setting
+    k: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One row of the long table, per (model, task, setting, k, seed, metric); scores.csv adds `run` first.
+    `note`: why a cell has no value (value NaN, n 0, shown as n/a), else empty."""
+
+    model: str
+    task: str
+    setting: str  # the setting's label: ZS, 1S, FS, FT
+    k: int
+    k_used_mean: float
+    seed: int
+    metric: str
+    value: float
+    stderr: float
+    n: int
+    n_truncated: int
+    higher_is_better: bool
+    note: str = ""
+
+
+# The long table's columns, in order: scores.csv's header.
+SCORE_COLUMNS = ["run", *(f.name for f in fields(ScoreRow))]

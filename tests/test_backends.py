@@ -30,7 +30,7 @@ from harness.train.finetune import finetune
 from tests.backends import bigram
 from tests.conftest import write_jsonl
 from tests.fakes import hand_sequence_logprob
-from tests.test_cli import assert_clean_failure
+from tests.helpers import assert_clean_failure
 
 SEED = 3
 

@@ -72,7 +72,7 @@ def test_zero_shot_golden_with_default_prefixes(data):
 
 def test_one_shot_golden_with_default_separator(data):
     task, examples = load(data, "toy")
-    prompt = build_prompt(task, examples[0], Setting.OS, 1, 0, examples)
+    prompt = build_prompt(task, examples[0], Setting.ONE_SHOT, 1, 0, examples)
     assert prompt.demo_ids == ("examples-2",)
     assert prompt.text == (
         "Answer the questions.\n"
@@ -86,7 +86,7 @@ def test_requests_score_each_choice_after_the_prompt(data):
     """The whole path: one loglikelihood request per target_scores key, no delimiter before it."""
     task, examples = load(data, "toy")
     prompt = build_prompt(task, examples[1], Setting.ZS, 0, 0, examples)
-    requests = requests_for(task, prompt, render(task, examples[1]), unconditional=False)
+    requests = requests_for(task, prompt, render(task, examples[1]))
     assert all(isinstance(r, LoglikelihoodRequest) and r.context == prompt.text for r in requests)
     assert [r.continuation for r in requests] == ["4", "5", "22"]  # file order; only the listing is shuffled
     assert render(task, examples[1]).target == "4"
@@ -105,7 +105,7 @@ def test_append_choices_false_and_custom_prefixes(tmp_path):
     make_task(tmp_path, "custom", meta)
     task, examples = load(tmp_path, "custom")
     assert task.description == "" and task.prompt.query == "\nStatement: $bb_query\nCost: $$"
-    prompt = build_prompt(task, examples[0], Setting.OS, 1, 0, examples)
+    prompt = build_prompt(task, examples[0], Setting.ONE_SHOT, 1, 0, examples)
     assert prompt.demo_ids == ("examples-1",)
     assert prompt.text == "\nStatement: What is 2 + 2?\nCost: $4\n-----\n\nStatement: What is 1 + 1?\nCost: $"
 
@@ -218,9 +218,9 @@ def test_every_shared_task_loads_and_renders():
             if isinstance(target, str):  # BIG-bench demonstrates with `target` when given: it is our gold
                 assert target == render(task, example).target, (name, example.id)
             k = 1 if i < 20 else 0  # every example zero-shot, the first twenty one-shot too
-            prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, examples)
+            prompt = build_prompt(task, example, Setting.ONE_SHOT if k else Setting.ZS, k, 0, examples)
             assert prompt.text.startswith(task.description) and prompt.k_used == k
-            assert len(requests_for(task, prompt, render(task, example), unconditional=False)) == len(choices)
+            assert len(requests_for(task, prompt, render(task, example))) == len(choices)
     assert refused == [("cryobiology_spanish", "example 140")]  # its data has the distractor ""
 
 

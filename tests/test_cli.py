@@ -13,13 +13,7 @@ import pytest
 from harness.cli import main
 from harness.records import RequestKind
 from tests.conftest import write_jsonl
-
-
-def run_cli(task_env, tiny_gpt2_dir, *extra, tasks=("toy_mc", "toy_cloze", "toy_docs"), name="r"):
-    paths = ",".join(str(task_env["tasks"] / f"{t}.toml") for t in tasks)
-    args = ["run", "--model", str(tiny_gpt2_dir), "--tasks", paths, "--data-dir", str(task_env["data"]),
-            "--output-dir", str(task_env["root"] / "results"), "--run-name", name, *extra]
-    return main(args)
+from tests.helpers import assert_clean_failure, run_cli
 
 
 def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
@@ -88,16 +82,6 @@ def test_samples_do_not_depend_on_limit(task_env, tiny_gpt2_dir):
     for s, l in zip(small, large[:3], strict=True):
         assert s["demo_ids"] == l["demo_ids"] and s["prompt"] == l["prompt"]
         assert s["logprobs"] == pytest.approx(l["logprobs"], abs=1e-5)
-
-
-def assert_clean_failure(code, capsys, task_env, message):
-    err = capsys.readouterr().err
-    assert code == 2
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err, err
-    assert message in errors[0], err
-    results = task_env["root"] / "results"
-    assert not results.exists() or not any(results.iterdir())
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 from harness.tasks.data import load_task_data
 from harness.tasks.taskfile import load_task
 from tests.conftest import MC_ROWS, TOY_MC
-from tests.test_cli import assert_clean_failure, run_cli
+from tests.helpers import assert_clean_failure, run_cli
 
 
 def toy(task_env, text=TOY_MC):

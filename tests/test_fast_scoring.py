@@ -36,7 +36,7 @@ def hf_models(gpt2_tokenizer):
 def make(hf_models, gpt2_tokenizer, kind: str, mode: PackMode | None, batch_tokens: int = 4096) -> HFModel:
     from harness.models import reference
     from harness.models.gpt import AttentionImpl
-    from harness.models.hf import TRANSFORMERS
+    from harness.models.transformers_driver import TRANSFORMERS
 
     match kind.split("-"):
         case ["ref", arch, impl]:

@@ -20,7 +20,7 @@ from harness.records import Example, Setting
 from harness.tasks.kinds import requests_for, render
 from harness.tasks.taskfile import load_task
 from tests.conftest import TOY_MC
-from tests.test_cli import run_cli
+from tests.helpers import run_cli
 
 TOY_FT = TOY_MC.replace('demo_split = "train"\n', 'demo_split = "train"\ntrain_split = "train"\n')
 WORDS = " ".join(f"w{i}" for i in range(20))
@@ -95,7 +95,7 @@ def test_training_loss_is_the_scorers_log_likelihood_of_the_gold_answer(ft_env, 
     gold = []
     for ex in examples:
         prompt = build_prompt(spec, ex, Setting.ZS, 0, 0, ())
-        gold.append(requests_for(spec, prompt, render(spec, ex), unconditional=False)[ex.fields["label"]])
+        gold.append(requests_for(spec, prompt, render(spec, ex))[ex.fields["label"]])
     results = model.loglikelihood(gold).values()
     expected = -sum(r.logprob for r in results) / sum(r.n_tokens for r in results)
     with torch.no_grad():
@@ -113,11 +113,11 @@ def test_finetuning_learns_is_deterministic_and_is_reused(ft_env, tiny_gpt2_dir,
     train = load_train(spec, ft_env["data"], data.eval)
     config = FinetuneConfig(steps=24, lr=3e-3, batch_size=4, max_examples=8)
     lineage = finetune(model, spec, train, data.eval, config, tmp_path / "a")
-    loss = lineage["loss"]
+    loss = lineage.loss
     assert len(loss) == 24 and sum(loss[-4:]) / 4 < 0.9 * sum(loss[:4]) / 4
-    assert lineage["train"]["used"] == 8 and len(lineage["train"]["example_ids"]) == 8
-    assert lineage["task"]["sha256"] == spec.sha256 and lineage["overlap"]["found"] == 0
-    assert lineage["identity"]["base_fingerprint"] == model.fingerprint()
+    assert lineage.train.used == 8 and len(lineage.train.example_ids) == 8
+    assert lineage.task["sha256"] == spec.sha256 and lineage.overlap.found == 0
+    assert lineage.identity["base_fingerprint"] == model.fingerprint()
     finetune(model, spec, train, data.eval, config, tmp_path / "b")
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(a[name].equal(b[name]) for name in a)

@@ -8,19 +8,21 @@ when it is on disk."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
 
 from harness.errors import HarnessError
+from harness.files import user_cache
 from harness.models import generation, reference
 from harness.models.generation import Job, cut_at_stop, finished
-from harness.models.gpt import AttentionImpl, KVCache
-from harness.models.hf import HFModel, transformers_cached
+from harness.models.gpt import AttentionImpl
+from harness.models.hf import HFModel
+from harness.models.kvcache import KVCache
+from harness.models.transformers_driver import transformers_cached
 from harness.records import GenerateRequest
 
-SMOLLM2 = Path.home() / ".cache" / "harness" / "models" / "smollm2-135m"
+SMOLLM2 = user_cache() / "models" / "smollm2-135m"
 PROMPTS = [
     "Question: what is the capital of France?\nAnswer:",
     "Hello",

@@ -62,7 +62,7 @@ def test_triviaqa_and_nq_open_demos_show_the_first_reference():
 
     task = resolve_task("nq_open")
     data = load_task_data(task, SHARED_DATA)
-    prompt = build_prompt(task, data.eval.examples[0], Setting.OS, 1, 0, data.demos.examples)
+    prompt = build_prompt(task, data.eval.examples[0], Setting.ONE_SHOT, 1, 0, data.demos.examples)
     demo = next(e for e in data.demos.examples if e.id == prompt.demo_ids[0])
     assert prompt.text == (f"Answer these questions:\n\nQ: {demo.fields['question']}?\nA: {demo.fields['answer'][0]}\n"
                            "Q: when was the last time anyone was on the moon?\nA:")
@@ -109,7 +109,7 @@ def test_bigbench_generative_task_follows_its_meta(tmp_path):
     assert len(data.eval.examples) == 2  # the duplicate dropped, as BIG-bench does
     second = render(task, data.eval.examples[1])
     assert second.references == ("4", "four") and second.target == "4"
-    prompt = build_prompt(task, data.eval.examples[1], Setting.OS, 1, 0, data.demos.examples)
+    prompt = build_prompt(task, data.eval.examples[1], Setting.ONE_SHOT, 1, 0, data.demos.examples)
     assert prompt.text == "Add.\nIn: 1 + 1\nOut: 2\n\nIn: 2 + 2\nOut: "
     assert "bigbench_toy_gen" in expand_suites(["bigbench"], data_dir=data_dir)
 

@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from harness.config import DType
 from harness.models.fastpath import PackMode
 from harness.models.hf import DEFAULT_BATCH_TOKENS, HFModel
-from harness.models.registry import load_model, load_transformers, model_files
+from harness.models.registry import load_model, model_files
+from harness.models.transformers_load import load_transformers
 from harness.records import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
@@ -72,7 +73,7 @@ def test_shared_prefix_packing_with_sdpa_on_cuda_equals_unpacked(model_name, bac
     """Each context once, its choices after it under a tree mask (SDPA kernels on CUDA) = one row per request."""
     from harness.models import reference
     from harness.models.gpt import AttentionImpl
-    from harness.models.registry import reference_decoder
+    from harness.models.transformers_load import reference_decoder
 
     if backend == "transformers":
         module, tokenizer = load_transformers(model_name)

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.reporting.pages import write_report
-from tests.test_report import synthetic_frame, synthetic_samples
-from tests.test_report_generative import band_frame, change_samples, hand_csv
+from tests.helpers import as_samples, band_frame, change_samples, hand_csv, synthetic_frame, synthetic_samples
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (make setup installs Debian's chromium)")
@@ -82,14 +81,14 @@ def generative_page(tmp_path_factory) -> Path:
     import pandas as pd
 
     from harness.reporting.runs import samples_frame
-    from tests.test_report import row
+    from tests.helpers import row
 
     folder = tmp_path_factory.mktemp("html_generative")
     hand_csv(folder)
     frame = pd.concat([band_frame(), pd.DataFrame([row("gpt2", "piqa", s, k, seed, "acc", 0.5) for s, k, seed in
                                                    (("ZS", 0, 0), ("FS", 4, 0), ("FS", 4, 1))])], ignore_index=True)
     models = {"gpt2": {"parameters": 124e6}, "gpt2-medium": {"parameters": 355e6}}
-    write_report(folder, frame, samples_frame(change_samples(), "gpt2"), "Generative report", models=models,
+    write_report(folder, frame, samples_frame(as_samples(change_samples()), "gpt2"), "Generative report", models=models,
                  published_dir=folder)
     return folder / "report.html"
 

@@ -14,7 +14,8 @@ from harness.cli import main
 from harness.reporting.build import build_report
 from harness.reporting.pages import render_markdown
 from harness.reporting.significance import mcnemar_exact, paired_between
-from tests.test_cli import run_cli
+from harness.samples import ChoiceAnswer, Sample
+from tests.helpers import run_cli
 
 TOOL = Path(__file__).parent / "tools" / "read_lmeval_output.py"
 FIXTURE = Path(__file__).parent / "fixtures" / "lmeval_toy"
@@ -131,9 +132,16 @@ def test_reads_a_hand_written_lmeval_folder(tmp_path):
     assert trivia.samples[0].key == "Question: Capital of France?\nAnswer:"
 
 
+def _sample(prompt: str) -> Sample:
+    answer = ChoiceAnswer(choices=("a", "b"), gold=0, logprobs=(-1.0, -2.0), greedy=(True, False), n_tokens=(1, 1),
+                          prediction=0)
+    return Sample(task="t", setting="ZS", k=0, k_used=0, seed=0, example_id="e", demo_ids=(), prompt=prompt,
+                  answer=answer)
+
+
 def _samples(model: str, values: dict[str, int], seed: int = 0) -> pd.DataFrame:
     rows = [{"model": model, "task": "t", "setting": "ZS", "k": 0, "seed": seed, "example_id": f"validation-{i}",
-             "metric": "acc", "value": float(v), "sample": {"prompt": prompt}} for i, (prompt, v) in enumerate(values.items())]
+             "metric": "acc", "value": float(v), "sample": _sample(prompt)} for i, (prompt, v) in enumerate(values.items())]
     return pd.DataFrame(rows)
 
 

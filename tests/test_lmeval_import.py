@@ -143,7 +143,7 @@ def test_local_data_files_and_jinja_constructs(tmp_path):
     assert [r.query for r in rendered] == ["[colours] Sky? (blue, green)\nAnswer:",
                                            "Grass costs $5? (blue, green, red)\nAnswer:", "[fruit] Cherry? (red, blue)\nAnswer:"]
     assert [r.gold for r in rendered] == [0, 1, 0]
-    prompt = build_prompt(task, data.eval.examples[0], Setting.OS, 1, 0, data.eval.examples)
+    prompt = build_prompt(task, data.eval.examples[0], Setting.ONE_SHOT, 1, 0, data.eval.examples)
     assert prompt.text.startswith("Pick one.\n\n") and prompt.text.endswith("\n\n[colours] Sky? (blue, green)\nAnswer:")
 
 

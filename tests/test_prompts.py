@@ -34,7 +34,7 @@ def test_zero_shot_golden(mc_task):
 
 
 def test_one_shot_golden(mc_task):
-    prompt = build_prompt(mc_task, EVAL[3], Setting.OS, 1, 0, POOL)
+    prompt = build_prompt(mc_task, EVAL[3], Setting.ONE_SHOT, 1, 0, POOL)
     assert prompt.demo_ids == ("train-4",)
     assert prompt.text == (
         "Pick the right answer.\n\n"
@@ -64,7 +64,7 @@ def test_cloze_demo_keeps_the_original_text(tmp_path):
     task = load_task(path)
     rows = lambada([{"text": "a b c"}, {"text": "d e f"}])
     pool = examples("test", rows)
-    prompt = build_prompt(task, pool[0], Setting.OS, 1, 0, pool)
+    prompt = build_prompt(task, pool[0], Setting.ONE_SHOT, 1, 0, pool)
     assert prompt.text == "d e f\n\na b"
 
 
@@ -131,9 +131,9 @@ def test_partial_scoring_requests_and_demo(tmp_path):
         {"sentence": "The cup broke when _ fell.", "option1": "it", "option2": "he", "answer": "1"},
     ])
     pool = examples("validation", rows)
-    prompt = build_prompt(task, pool[0], Setting.OS, 1, 0, pool)
+    prompt = build_prompt(task, pool[0], Setting.ONE_SHOT, 1, 0, pool)
     assert prompt.text == "The cup broke when it fell.\n\n"
-    requests = requests_for(task, prompt, render(task, pool[0]), unconditional=False)
+    requests = requests_for(task, prompt, render(task, pool[0]))
     assert [(r.context, r.continuation) for r in requests] == [
         ("The cup broke when it fell.\n\nAnn beat Bo because Ann", " was faster."),
         ("The cup broke when it fell.\n\nAnn beat Bo because Bo", " was faster."),

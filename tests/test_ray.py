@@ -121,13 +121,14 @@ def plan_shards(argv: list[str]):
 def run_ray(argv: list[str], **hooks):
     """`harness run argv` through a RayExecutor we keep, to look at its shard runs afterwards."""
     from harness.execution.cluster import RayExecutor
+    from harness.models.registry import load_options
     from harness.pipeline import executor_for, run
     from harness.reporting.results import run_folder, write_run
 
     config = config_from_args(build_parser().parse_args(argv))
-    chosen = executor_for(config)
+    chosen = executor_for(config, load_options(config))
     assert isinstance(chosen, RayExecutor)
-    ray_executor = RayExecutor(chosen.cache_path, chosen.options, **hooks)
+    ray_executor = RayExecutor(chosen.options, **hooks)
     write_run(run(config, executor=ray_executor), config, run_folder(config))
     return ray_executor
 
@@ -185,7 +186,7 @@ def test_a_worker_that_cannot_load_the_model_stops_the_run_in_one_line(cluster, 
     config = RunConfig(model="bigram", tasks=(str(task_env["tasks"] / "toy_mc.toml"),), data_dir=task_env["data"], limit=2,
                        settings=(Setting.ZS,), cache=False)
     with pytest.raises(HarnessError, match="^--executor ray: a worker could not load no-such-model-folder: .*") as e:
-        run(config, model=model, executor=RayExecutor(None, ClusterOptions(workers=1)))
+        run(config, model=model, executor=RayExecutor(ClusterOptions(workers=1)))
     assert "\n" not in str(e.value)
 
 
@@ -226,17 +227,20 @@ def test_flags_and_their_errors(tmp_path):
 def test_workers_share_the_cores_of_a_node_and_hold_a_gpu_each():
     from harness.errors import HarnessError
     from harness.execution.cluster import ClusterOptions, worker_resources
+    from harness.models.registry import LoadOptions
 
     def nodes(*cpus, gpus=0):
         return [{"Alive": True, "Resources": {"CPU": c, "GPU": gpus}} for c in cpus]
+
+    cuda = ClusterOptions(load=LoadOptions("gpt2", device="cuda"))  # a name read, nothing loaded
 
     assert worker_resources(ClusterOptions(), 2, nodes(2)) == ({"num_cpus": 1}, 1)
     assert worker_resources(ClusterOptions(), 2, nodes(16)) == ({"num_cpus": 8}, 8)
     assert worker_resources(ClusterOptions(), 2, nodes(8, 2)) == ({"num_cpus": 4}, 4)  # both fit on the big node
     assert worker_resources(ClusterOptions(), 3, nodes(8, 4)) == ({"num_cpus": 4}, 4)
-    assert worker_resources(ClusterOptions(device="cuda"), 16, nodes(8, 8, gpus=8)) == ({"num_gpus": 1, "num_cpus": 1}, 0)
+    assert worker_resources(cuda, 16, nodes(8, 8, gpus=8)) == ({"num_gpus": 1, "num_cpus": 1}, 0)
     with pytest.raises(HarnessError, match="--workers 17: the cluster has 16 GPUs"):
-        worker_resources(ClusterOptions(device="cuda"), 17, nodes(8, 8, gpus=8))
+        worker_resources(cuda, 17, nodes(8, 8, gpus=8))
     with pytest.raises(HarnessError, match="--workers 3: the cluster has 2 CPUs"):
         worker_resources(ClusterOptions(), 3, nodes(2))
 
@@ -273,12 +277,3 @@ def test_ft_checkpoints_of_several_tasks_train_on_the_cluster_as_locally(cluster
     lineages = [json.loads((toy["root"] / "ft_ray" / run / "run.json").read_text())["finetune"] for run in ("r", "again")]
     assert lineages[0] == lineages[1] and set(lineages[0]) == {"ft_a", "ft_b"}  # same creation time: reused
 
-
-def test_cluster_workers_get_every_model_flag():
-    """--no-fuse, --dtype, --batch-tokens and --device reach the workers' load_model as they reach a local one."""
-    from harness.config import DType, ExecutorKind, RunConfig
-    from harness.pipeline import executor_for
-
-    options = executor_for(RunConfig(executor=ExecutorKind.RAY, fuse=False, dtype=DType.BF16, batch_tokens=512,
-                                     cache=False)).options
-    assert (options.fuse, options.dtype, options.batch_tokens, options.device) == (False, DType.BF16, 512, "cpu")

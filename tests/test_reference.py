@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from harness.errors import HarnessError
+from harness.files import user_cache
 from harness.models import reference
 from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
 from harness.models.hf import HFModel
 from harness.models.reference import build, from_hf, load_reference, save_reference
-from harness.models.registry import load_model, reference_decoder
+from harness.models.registry import load_model
+from harness.models.transformers_load import reference_decoder
 from harness.records import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
 TOL = 1e-5  # max |delta logit| on random weights, fp32
-SMOLLM2 = Path.home() / ".cache" / "harness" / "models" / "smollm2-135m"
+SMOLLM2 = user_cache() / "models" / "smollm2-135m"
 
 
 def scramble(model, seed: int = 0, std: float = 0.02):

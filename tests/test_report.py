@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import ast
 import graphlib
-import math
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 import harness.reporting
@@ -17,46 +14,15 @@ from harness.reporting.build import build_report
 from harness.reporting.grid import Grid, latex_escape, markdown
 from harness.reporting.pages import render_latex, render_markdown, write_report
 from harness.reporting.published import for_cell, load_published
+from harness.lineage import Lineage, OverlapFound, TrainUse
+from harness.samples import ClozeAnswer, Sample
+from tests.helpers import synthetic_frame, synthetic_samples
 
 
 @pytest.fixture(autouse=True)
 def no_table_h1(tmp_path, monkeypatch):
     """These reports are pinned without the GPT-3 Table H.1 CSV (tests/test_report_generative.py has it)."""
     monkeypatch.setenv("HARNESS_PUBLISHED_DIR", str(tmp_path))
-
-
-def row(model, task, setting, k, seed, metric, value, stderr=0.05, n=40, k_used=None, note=""):
-    return {"run": f"run-{model}", "model": model, "task": task, "setting": setting, "k": k,
-            "k_used_mean": k if k_used is None else k_used, "seed": seed, "metric": metric, "value": value,
-            "stderr": stderr, "n": n, "n_truncated": 0, "higher_is_better": metric != "word_perplexity", "note": note}
-
-
-def synthetic_frame() -> pd.DataFrame:
-    rows = []
-    for model, base in (("gpt2", 0.50), ("tiny", 0.30)):
-        rows.append(row(model, "piqa", "ZS", 0, 0, "acc", base))
-        for seed in (0, 1):
-            rows.append(row(model, "piqa", "1S", 1, seed, "acc", base + 0.02 + 0.02 * seed))
-            rows.append(row(model, "piqa", "FS", 2, seed, "acc", base + 0.05))
-            rows.append(row(model, "piqa", "FS", 4, seed, "acc", base + 0.10 + 0.04 * seed, k_used=3.5))
-        rows.append(row(model, "piqa", "FT", 0, 0, "acc", base + 0.2))
-        rows.append(row(model, "lambada_openai", "ZS", 0, 0, "perplexity", 40.0, stderr=2.0))
-        rows.append(row(model, "wikitext2", "ZS", 0, 0, "word_perplexity", 37.5, stderr=1.0))
-        rows.append(row(model, "wikitext2", "1S", 1, 0, "word_perplexity", math.nan, math.nan, n=0,
-                        note="no demonstrations for perplexity tasks"))
-        rows.append(row(model, "wikitext2", "FT", 0, 0, "word_perplexity", math.nan, math.nan, n=0, note="no train split"))
-    return pd.DataFrame(rows)
-
-
-def synthetic_samples() -> pd.DataFrame:
-    """piqa acc per example: gpt2's FT fixes 20 of 40 examples (significant), tiny's 1S changes nothing."""
-    zs = np.array([1.0] * 20 + [0.0] * 20)
-    rows = []
-    for setting, k, seed, values in (("ZS", 0, 0, zs), ("FT", 0, 0, np.ones(40)), ("1S", 1, 0, zs)):
-        for model in ("gpt2", "tiny"):
-            rows += [{"model": model, "task": "piqa", "setting": setting, "k": k, "seed": seed,
-                      "example_id": f"validation-{i}", "metric": "acc", "value": v} for i, v in enumerate(values)]
-    return pd.DataFrame(rows)
 
 
 def test_table_h1_layout_with_ft_na_and_seeds():
@@ -130,9 +96,12 @@ def test_latex_escaping_and_markdown_pipes():
         Grid(("a", "b"), (("only one",),))
 
 
-def test_ft_lineage_notes_are_formatted_from_the_lineage_dict():
-    lineage = {"train": {"used": 12, "available": 20, "split": "train"}, "steps": 3, "final_loss": 0.12345,
-               "seconds": 4.4, "overlap": {"found": 2, "action": "dropped"}}
+def test_ft_lineage_notes_are_formatted_from_the_lineage_record():
+    train = TrainUse(split="train", source="data/toy", sha256="0" * 64, available=20, used=12, example_ids=())
+    overlap = OverlapFound(eval_split="validation", eval_examples=10, checked="exact and 13-gram", found=2,
+                           action="dropped", hits=())
+    lineage = Lineage(identity={}, created="", base_model={}, task={}, train=train, overlap=overlap, steps=3,
+                      answer_tokens=6, loss=(0.2, 0.15, 0.12345), final_loss=0.12345, seconds=4.4, model="ft/piqa")
     report = build_report(synthetic_frame(), None, "FT", finetune={"gpt2": {"piqa": lineage}})
     assert report.notes[-1] == ("FT checkpoint of gpt2, piqa: 12 of 20 train examples, 3 steps, final loss 0.123, "
                                 "4 s; 2 overlapping the eval split (dropped) (lineage in run.json)")
@@ -159,13 +128,20 @@ def test_reporting_imports_go_one_way_and_never_reach_training():
     assert order.index("harness.reporting.build") < order.index("harness.reporting.pages")
 
 
+def _cloze_sample(prompt: str, truncated: int) -> Sample:
+    answer = ClozeAnswer(target=" x", logprob=-1.0, is_greedy=True, last_token_greedy=True, n_tokens=1,
+                         truncated=truncated)
+    return Sample(task="piqa", setting="ZS", k=0, k_used=0, seed=0, example_id="e", demo_ids=(), prompt=prompt,
+                  answer=answer)
+
+
 def test_truncated_inputs_are_counted_and_described_in_md_and_html(tmp_path):
     """Per task and setting: how many examples were cut, how many tokens, and the start of the most-cut prompt."""
     frame = synthetic_frame()
     frame.loc[(frame.model == "gpt2") & (frame.setting == "ZS") & (frame.task == "piqa"), "n_truncated"] = 2
     samples = synthetic_samples()
     cut = {"validation-3": 7, "validation-5": 12}
-    samples["sample"] = [{"truncated": cut.get(e, 0) if (m, s) == ("gpt2", "ZS") else 0, "prompt": f"Goal: {e}\nAnswer:"}
+    samples["sample"] = [_cloze_sample(f"Goal: {e}\nAnswer:", cut.get(e, 0) if (m, s) == ("gpt2", "ZS") else 0)
                          for m, s, e in zip(samples.model, samples.setting, samples.example_id, strict=True)]
     expected = ("Truncated inputs: gpt2 piqa ZS: 2 of 40 examples were longer than the model's context and lost the "
                 "start of their prompt; tokens cut per example: max 12, mean 9.5; the most-cut prompt, whose first 12 tokens "

@@ -9,16 +9,17 @@ import pytest
 
 from harness.cli import main
 from harness.config import RunConfig
-from harness.records import Setting
-from tests.test_cli import run_cli
+from harness.records import Setting, Variant
+from tests.helpers import run_cli
 
 
 def test_prompt_plans_of_a_sweep():
-    config = RunConfig(settings=(Setting.ZS, Setting.OS, Setting.FS), shots=(0, 1, 4), seeds=2)
-    assert config.prompt_plans() == [(Setting.ZS, 0, 0), (Setting.OS, 1, 0), (Setting.OS, 1, 1),
-                                     (Setting.FS, 1, 0), (Setting.FS, 1, 1), (Setting.FS, 4, 0), (Setting.FS, 4, 1)]
+    config = RunConfig(settings=(Setting.ZS, Setting.ONE_SHOT, Setting.FS), shots=(0, 1, 4), seeds=2)
+    assert config.prompt_plans() == [Variant(Setting.ZS, 0, 0), Variant(Setting.ONE_SHOT, 1, 0), Variant(Setting.ONE_SHOT, 1, 1),
+                                     Variant(Setting.FS, 1, 0), Variant(Setting.FS, 1, 1), Variant(Setting.FS, 4, 0),
+                                     Variant(Setting.FS, 4, 1)]
     only_fs = RunConfig(settings=(Setting.FS,), shots=(0, 2), seeds=1)  # FS(0) is the zero-shot prompt: run as ZS
-    assert only_fs.prompt_plans() == [(Setting.ZS, 0, 0), (Setting.FS, 2, 0)]
+    assert only_fs.prompt_plans() == [Variant(Setting.ZS, 0, 0), Variant(Setting.FS, 2, 0)]
 
 
 def test_sweep_caps_k_by_whole_demonstrations(task_env, tiny_gpt2_dir):

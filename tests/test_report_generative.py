@@ -17,25 +17,8 @@ from harness.reporting.changes import Verdict, compare, find_changes
 from harness.reporting.pages import render_html, render_markdown, write_report
 from harness.reporting.runs import merge_runs, samples_frame
 from harness.reporting.trends import kshot_figures, scale_figures, scale_points, shot_curves
-from tests.test_report import row
-
-HEADER = "task,metric,split,setting,model,params,value,k,finetune_sota,test_server_175b\n"
-SIZES = [("GPT-3 Small", "125M"), ("GPT-3 Medium", "350M"), ("GPT-3 Large", "760M")]
-
-
-def write_csv(folder, lines) -> None:
-    (folder / gpt3.CSV_NAME).write_text(HEADER + "".join(line + "\n" for line in lines), encoding="utf-8")
-
-
-def hand_csv(folder) -> None:
-    """TriviaQA and LAMBADA acc for three sizes (value = 10 x size index + setting index), one unmapped row."""
-    lines = []
-    for task, k in (("TriviaQA", 64), ("LAMBADA", 15)):
-        for j, setting in enumerate(("ZS", "1S", "FS")):
-            lines += [f"{task},acc,dev,{setting},{model},{params},{10 * (i + 1) + j},{k},," for i, (model, params)
-                      in enumerate(SIZES)]
-    lines.append("SAT Analogies,acc,n/a,ZS,GPT-3 Small,125M,30.0,20,,")
-    write_csv(folder, lines)
+from harness.tasks.kinds import read_sample
+from tests.helpers import as_samples, band_frame, change_samples, generation_record, hand_csv, row, write_csv
 
 
 # ---- Table H.1 ------------------------------------------------------------------------------------------
@@ -86,16 +69,6 @@ def test_the_published_folder_setting(tmp_path, monkeypatch):
         gpt3.resolve_published_dir(tmp_path / "nope")
     monkeypatch.setenv(gpt3.PUBLISHED_DIR_ENV, str(tmp_path))
     assert gpt3.resolve_published_dir() == tmp_path
-
-
-def band_frame() -> pd.DataFrame:
-    rows = []
-    for model, base in (("gpt2", 0.2), ("gpt2-medium", 0.3)):
-        for setting, k in (("ZS", 0), ("1S", 1), ("FS", 4), ("FS", 8)):
-            rows.append(row(model, "triviaqa", setting, k, 0, "exact_match", base + k / 100))
-            rows.append(row(model, "lambada_openai", setting, k, 0, "acc", base))
-        rows.append(row(model, "sst2", "ZS", 0, 0, "acc", 0.5))
-    return pd.DataFrame(rows)
 
 
 def test_bands_replace_the_secondary_gpt3_numbers(tmp_path):
@@ -178,33 +151,8 @@ def test_score_against_size_with_the_published_curve(tmp_path):
 # ---- the examples behind a difference -----------------------------------------------------------------------
 
 
-def choice_record(setting, k, seed, i, prediction, gold=0):
-    return {"task": "piqa", "setting": setting, "k": k, "k_used": k, "seed": seed, "example_id": f"validation-{i}",
-            "prompt": f"Question {i} <b>&</b>?\nAnswer:", "choices": ["left", "right"], "gold": gold,
-            "logprobs": [-1.0, -2.0] if prediction == 0 else [-2.0, -1.0], "prediction": prediction,
-            "metrics": {"acc": float(prediction == gold), "acc_norm": float(prediction == gold)}}
-
-
-def generation_record(setting, k, seed, i, generated, references=("Paris",)):
-    return {"task": "triviaqa", "setting": setting, "k": k, "k_used": k, "seed": seed, "example_id": f"dev-{i}",
-            "prompt": "Q: capital of France?\nA:" * (1 + k), "prediction": generated, "references": list(references),
-            "metrics": {"exact_match": float(generated in references), "bleu": [1.0, 2.0]}}
-
-
-def change_samples() -> list[dict]:
-    """piqa: 30 examples, ZS predicts 0 everywhere; FS(4) seed 0 predicts 1 on 0-23 (gold 1 on 0-11: 12 fixed,
-    12 broken), seed 1 changes nothing. triviaqa: ZS 'Lyon' on 0-2; FS(4) 'Paris' on 0 (fixed), 'Nice' on 1 (other)."""
-    records = [choice_record("ZS", 0, 0, i, 0, gold=int(i < 12)) for i in range(30)]
-    records += [choice_record("FS", 4, 0, i, int(i < 24), gold=int(i < 12)) for i in range(30)]
-    records += [choice_record("FS", 4, 1, i, 0, gold=int(i < 12)) for i in range(30)]
-    records += [choice_record("FS", 2, 0, i, 1) for i in range(30)]  # a smaller k: not the comparison
-    records += [generation_record("ZS", 0, 0, i, "Lyon") for i in range(3)]
-    records += [generation_record("FS", 4, 0, i, g) for i, g in enumerate(["Paris", "Nice", "Lyon"])]
-    return records
-
-
 def test_changed_examples_between_zs_and_the_largest_fs():
-    samples = samples_frame(change_samples(), "gpt2")
+    samples = samples_frame(as_samples(change_samples()), "gpt2")
     higher = {"acc": True, "acc_norm": True, "exact_match": True}
     piqa, trivia = find_changes(samples, higher)
     assert (piqa.task, piqa.a, piqa.b, piqa.metric, piqa.compared) == ("piqa", "ZS", "FS(4), seed 0", "acc", 30)
@@ -219,7 +167,9 @@ def test_changed_examples_between_zs_and_the_largest_fs():
     assert trivia.counts == {Verdict.FIXED: 1, Verdict.BROKEN: 0, Verdict.OTHER: 1}
     assert [c.example_id for c in trivia.shown] == ["dev-0", "dev-1"]
     # a lower-is-better metric turns the verdict round
-    a, b = ({"x": {"prediction": p, "metrics": {"loss": v}}} for p, v in (("u", 1.0), ("w", 2.0)))
+    a, b = ({"x": read_sample({"task": "t", "setting": "ZS", "k": 0, "example_id": "x", "generation": p,
+                               "prediction": p, "references": ["v"], "metrics": {"loss": v}}, None)}
+            for p, v in (("u", 1.0), ("w", 2.0)))
     assert compare("t", "A", "B", a, b, {"loss": False}).counts[Verdict.BROKEN] == 1
     assert compare("t", "A", "B", b, a, {"loss": False}).counts[Verdict.FIXED] == 1
     assert find_changes(samples.drop(columns=["sample"]), higher) == ()  # hand-made frames without records
@@ -230,7 +180,8 @@ def test_changed_examples_between_two_models_and_their_pages(tmp_path):
     for r in other:
         if r["task"] == "piqa" and r["example_id"] in ("validation-0", "validation-29"):
             r.update(prediction=1, metrics={"acc": float(r["gold"] == 1), "acc_norm": float(r["gold"] == 1)})
-    samples = pd.concat([samples_frame(change_samples(), "gpt2"), samples_frame(other, "tiny")], ignore_index=True)
+    samples = pd.concat([samples_frame(as_samples(change_samples()), "gpt2"), samples_frame(as_samples(other), "tiny")],
+                        ignore_index=True)
     frame = pd.DataFrame([row(m, t, s, k, seed, metric, 0.5) for m in ("gpt2", "tiny")
                           for t, metric in (("piqa", "acc"), ("triviaqa", "exact_match"))
                           for s, k, seed in (("ZS", 0, 0), ("FS", 4, 0), ("FS", 4, 1))])

@@ -1,16 +1,20 @@
 """RayExecutor: the plan's shards (shards.py) run by a pool of Ray actors, with the numbers of a local run.
 
-Workers are Ray actors that load the model once, by its name (weights never travel through the object store:
-each worker loads its own copy from the hub cache, a folder or a shared file system), and run shards
-idempotently: a shard is a pure function of its units and the model's weights. Each result carries the
-worker's weight fingerprint, and the driver refuses results from other weights than its own.
+Workers are Ray actors that load the model once, from the run's LoadOptions (the name read once by the driver,
+with every load flag and backend option; weights never travel through the object store: each worker loads its
+own copy from the hub cache, a folder or a shared file system), and run shards idempotently: a shard is a pure
+function of its units and the model's weights. Each result carries the worker's weight fingerprint, and the
+driver refuses results from other weights than its own. The executor joins the cluster on first use, so a run
+whose every result is cached needs none.
 
-One writer. The driver is the only process that writes the SQLite result cache, one transaction per shard as
-its results arrive. Results are small (a few floats per request) next to the compute that makes them, and the
-driver receives them anyway to join them; workers on other nodes need no shared file system; SQLite is at its
-best with a single writer; a shard's results are saved atomically or not at all, so a killed driver loses only
-shards in flight, and a rerun skips every shard whose keys are all cached. Per-shard files merged later would
-need a shared folder and a merge step, and would add a second format to trust.
+One writer. The driver is the only process that writes the SQLite result cache (execution/cached.py, through
+the `save` it gives the executor), one transaction per shard as its results arrive. Results are small (a few
+floats per request) next to the compute that makes them, and the driver receives them anyway to join them;
+workers on other nodes need no shared file system; SQLite is at its best with a single writer; a shard's
+results are saved atomically or not at all, so a killed driver loses only shards in flight, and a rerun skips
+every shard whose keys are all cached: the executor is given the units the cache lacks, and runs the shards of
+the whole plan (plan.whole) that hold any of them, so the layout of shards never depends on the cache.
+Per-shard files merged later would need a shared folder and a merge step, and would add a second format to trust.
 
 Faults. Ray replaces a dead worker (max_restarts) and reruns its unfinished shards on the replacement
 (max_task_retries; Python errors too, through retry_exceptions). The driver notices a replacement by the
@@ -18,8 +22,9 @@ worker's new pid and says so. A shard that fails `retries` times in all stops th
 shard and the cause; every finished shard stays in the cache.
 
 FT: the checkpoints of several tasks train at once, one Ray task each (its own copy of the base model, loaded
-by name, one GPU or its share of the cores), into the shared .finetune folder; a checkpoint folder is written
-atomically and named by everything that decides its weights, so a finished one is reused exactly as locally.
+from the run's LoadOptions, one GPU or its share of the cores), into the shared .finetune folder; a checkpoint
+folder is written atomically and named by everything that decides its weights, so a finished one is reused
+exactly as locally.
 
 Determinism: the layout of shards is fixed by the plan; the worker calls the model on the very chunks the
 local executor would; results are merged by unit key, so neither the number of workers, nor the order in
@@ -33,18 +38,17 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 from tqdm.auto import tqdm
 
-from harness.config import DType
 from harness.errors import HarnessError, first_line, say
-from harness.execution.cache import ResultCache
-from harness.execution.executor import FinetuneJob, call_model
+from harness.execution.executor import FinetuneJob, Save, call_model
 from harness.execution.plan import Plan
 from harness.execution.shards import Shard, make_shards
+from harness.lineage import Lineage
 from harness.models.base import LanguageModel, Trainable
+from harness.models.registry import LoadOptions, load_model
 from harness.records import Result
 
 # Switches, never paths, that workers take from the driver. MKL_CBWR=AUTO,STRICT makes MKL's matrix products
@@ -58,12 +62,13 @@ IN_FLIGHT = 2  # shards queued per worker: the next one is ready when a worker f
 class ClusterOptions:
     address: str | None = None  # None: start a local one-machine cluster; "auto" or HOST:PORT: join one
     workers: int = 2  # actors; on GPUs each holds one GPU, on CPUs each gets its share of a node's cores
-    device: str = "cpu"  # the workers' torch device, as --device
-    dtype: DType = DType.FP32
-    batch_tokens: int = 0  # as --batch-tokens: 0 = the backend's default for the device
     retries: int = 3  # attempts of a shard in all before the run stops
     shard_chars: int | None = None  # characters per shard; None: shards.SHARD_CHARS
-    fuse: bool = True  # as --no-fuse: fused RMSNorm / gated MLP in Llama-style models (same numbers)
+    load: LoadOptions | None = None  # how workers load the model (device included); None: by its name alone
+
+    @property
+    def device(self) -> str:
+        return self.load.device if self.load else "cpu"
 
 
 @dataclass(frozen=True)
@@ -94,15 +99,13 @@ def connect(address: str | None) -> None:
 class Worker:
     """A Ray actor (wrapped by `ray.remote` in the driver): loads the model once, then runs shards."""
 
-    def __init__(self, name: str, options: ClusterOptions, threads: int, env: dict[str, str]):
+    def __init__(self, load: LoadOptions | str, threads: int, env: dict[str, str]):
         os.environ.update(env)
         if threads:
             import torch
 
             torch.set_num_threads(threads)
-        from harness.models.registry import load_model
-
-        self.model = load_model(name, options.device, options.batch_tokens, options.dtype, options.fuse)
+        self.model = load_model(load)
 
     def pid(self) -> int:
         return os.getpid()
@@ -114,57 +117,56 @@ class Worker:
         return ShardRun(shard.name, results, os.getpid(), self.model.fingerprint(), time.perf_counter() - started)
 
 
-def train_checkpoint(name: str, options: ClusterOptions, threads: int, env: dict[str, str], job: FinetuneJob) -> dict:
-    """A Ray task (wrapped by `ray.remote` in the driver): load the base model by name, make one FT checkpoint."""
+def train_checkpoint(load: LoadOptions | str, threads: int, env: dict[str, str], job: FinetuneJob) -> dict:
+    """A Ray task (wrapped by `ray.remote` in the driver): load the base model, make one FT checkpoint."""
     os.environ.update(env)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    from harness.models.registry import load_model
-
-    return job.run(load_model(name, options.device, options.batch_tokens, options.dtype, options.fuse))
+    return job.run(load_model(load))
 
 
 class RayExecutor:
-    """Runs a plan on a Ray cluster through the result cache at `cache_path` (None: no cache).
+    """Runs a plan on a Ray cluster, joined (or started) on first use.
 
     `on_result(run)` is called in the driver after each shard's results are saved (tests use it to kill a
     worker mid-run); `runs` lists every shard run received, in arrival order."""
 
-    def __init__(self, cache_path: Path | None, options: ClusterOptions,
-                 on_result: Callable[[ShardRun, RayExecutor], None] | None = None):
+    def __init__(self, options: ClusterOptions, on_result: Callable[[ShardRun, RayExecutor], None] | None = None):
         if options.workers < 1:
             raise HarnessError(f"--workers: need at least 1, got {options.workers}")
         if options.retries < 1:
             raise HarnessError(f"--shard-retries: need at least 1, got {options.retries}")
-        self.cache_path = cache_path
         self.options = options
         self.on_result = on_result
         self.runs: list[ShardRun] = []
         self.pids: list[int] = []  # the live worker processes, by worker index
-        connect(options.address)
 
-    def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
-        shards = make_shards(plan, self.options.shard_chars)
-        use = self.cache_path and plan.units
-        cache = ResultCache(self.cache_path, model.fingerprint(), model.name) if use else None
-        try:
-            results = cache.get(plan.units) if cache else {}
-            todo = [s for s in shards if any(u.key not in results for u in s.units)]
-            if len(todo) < len(shards):
-                say(f"{len(shards) - len(todo)} of {len(shards)} shards from the cache")
-            if todo:
-                results |= self._run(todo, model, cache)
-            return results
-        finally:
-            if cache:
-                cache.close()
+    def execute(self, plan: Plan, model: LanguageModel, save: Save | None = None) -> dict[str, Result]:
+        """The shards of the whole plan that hold any of `plan`'s units, run on the workers; `save` per shard."""
+        shards = make_shards(plan.whole or plan, self.options.shard_chars, model)
+        wanted = {u.key for u in plan.units}
+        todo = [s for s in shards if any(u.key in wanted for u in s.units)]
+        if len(todo) < len(shards):
+            say(f"{len(shards) - len(todo)} of {len(shards)} shards from the cache")
+        if not todo:
+            return {}
+        connect(self.options.address)
+        return self._run(todo, model, save)
 
-    def _run(self, todo: list[Shard], model: LanguageModel, cache: ResultCache | None) -> dict[str, Result]:
+    def _load(self, model: LanguageModel) -> LoadOptions | str:
+        """What workers load for `model`: the run's load options under its name (so the FT model's too), or
+        the name alone when the run gave none."""
+        load = self.options.load
+        if load is None:
+            return model.name
+        return load if load.name == model.name else replace(load, name=model.name)
+
+    def _run(self, todo: list[Shard], model: LanguageModel, save: Save | None) -> dict[str, Result]:
         import ray
 
-        workers = self._start(model.name, min(self.options.workers, len(todo)))
+        workers = self._start(self._load(model), min(self.options.workers, len(todo)))
         expected, results = model.fingerprint(), {}
         pending, inflight = deque(todo), {}  # ObjectRef -> (shard, worker index)
 
@@ -184,8 +186,8 @@ class RayExecutor:
                     [ref], _ = ray.wait(list(inflight), num_returns=1)
                     shard, w = inflight.pop(ref)
                     run = self._receive(ref, shard, w, expected)
-                    if cache:
-                        cache.put(shard.units, run.results)
+                    if save:
+                        save(shard.units, run.results)
                     results |= run.results
                     self.runs.append(run)
                     bar.update(shard.chars)
@@ -198,16 +200,17 @@ class RayExecutor:
             for worker in workers:
                 ray.kill(worker)
 
-    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[Lineage]:
         """Every job's checkpoint trained at once on the cluster (at most --workers at a time); lineages in job order."""
         import ray
 
+        connect(self.options.address)
         resources, threads = worker_resources(self.options, min(len(jobs), self.options.workers), ray.nodes())
         task = ray.remote(train_checkpoint).options(max_retries=self.options.retries - 1, retry_exceptions=True,
                                                     **resources)
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         say(f"FT: {len(jobs)} checkpoints on the Ray cluster ({resources} each)")
-        refs = [task.remote(model.name, self.options, threads, env, job) for job in jobs]
+        refs = [task.remote(self._load(model), threads, env, job) for job in jobs]
         lineages = []
         for job, ref in zip(jobs, refs, strict=True):
             try:
@@ -219,14 +222,15 @@ class RayExecutor:
                                    f"finished checkpoints are kept in {job.folder.parent}: rerun to resume") from None
         return lineages
 
-    def _start(self, name: str, count: int) -> list:
-        """`count` actors loading model `name`; returns once every one has loaded it."""
+    def _start(self, load: LoadOptions | str, count: int) -> list:
+        """`count` actors loading the model `load` describes; returns once every one has loaded it."""
         import ray
 
+        name = load if isinstance(load, str) else load.name
         resources, threads = worker_resources(self.options, count, ray.nodes())
         actor = ray.remote(Worker).options(max_restarts=-1, max_task_retries=self.options.retries - 1, **resources)
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        workers = [actor.remote(name, self.options, threads, env) for _ in range(count)]
+        workers = [actor.remote(load, threads, env) for _ in range(count)]
         say(f"{count} Ray workers loading {name} ({resources}, {threads or 'default'} threads each)")
         try:
             self.pids = ray.get([w.pid.remote() for w in workers])

@@ -1,8 +1,13 @@
 """Executors run a plan against a model and return results by unit key. Executors never change a number:
 the same plan gives the same results whatever runs it.
 
-LocalExecutor runs in this process: one pass per request kind, units in plan order, in chunks of at most
-CHUNK[kind] requests and about CHUNK_CHARS characters, each chunk saved to the result cache as it completes.
+An executor knows nothing of the result cache: execution/cached.py wraps it, gives it the plan of the units
+the cache lacks, and a `save(units, results)` to call with each piece of work as it completes (crash safety:
+what was saved stays when a run is killed). A new executor implements `execute` and `finetune`, nothing more.
+
+LocalExecutor runs in this process: one pass per request kind, units in plan order, in chunks of the model's
+`preferred_chunk(kind)` requests, or by default at most CHUNK[kind] requests and about CHUNK_CHARS characters,
+saving each chunk as it completes.
 
 Executors also make the FT setting's checkpoints (`finetune`): locally one after the other, on a cluster in
 parallel. A checkpoint is a folder named by everything that decides its weights (train/finetune.py), written
@@ -11,19 +16,19 @@ atomically and reused when it exists, so who trains it never changes it.
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from harness.errors import say
-from harness.execution.cache import ResultCache
 from harness.execution.plan import Plan, Unit, size
 from harness.config import FinetuneConfig
-from harness.models.base import LanguageModel, Trainable
+from harness.lineage import Lineage
+from harness.models.base import LanguageModel, PrefersChunks, Trainable
 from harness.records import RequestKind, Result
 from harness.tasks.data import Split
 from harness.tasks.spec import TaskSpec
@@ -31,6 +36,8 @@ from harness.train.finetune import finetune
 
 CHUNK = {RequestKind.LOGLIKELIHOOD: 64, RequestKind.ROLLING: 2, RequestKind.GENERATE: 8}  # requests per save, at most
 CHUNK_CHARS = 40_000  # and characters per save (about half a minute of a 135M model on 2 cores)
+
+Save = Callable[[Sequence[Unit], Mapping[str, Result]], None]  # keeps a finished piece's results (the cache's put)
 
 
 @dataclass(frozen=True)
@@ -43,71 +50,71 @@ class FinetuneJob:
     config: FinetuneConfig
     folder: Path
 
-    def run(self, model: Trainable) -> dict:
+    def run(self, model: Trainable) -> Lineage:
         """Train `model`'s copy into the folder (or reuse it); the checkpoint's lineage."""
         return finetune(model, self.spec, self.train, self.evaluation, self.config, self.folder)
 
 
 class Executor(Protocol):
-    def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
-        """The result of every unit of `plan`, by unit key."""
+    def execute(self, plan: Plan, model: LanguageModel, save: Save | None = None) -> dict[str, Result]:
+        """The result of every unit of `plan`, by unit key; `save` (when results are kept) is called with each
+        piece as it completes."""
         ...
 
-    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[Lineage]:
         """The lineage of every job's checkpoint, in job order."""
         ...
 
 
 class LocalExecutor:
-    """Today's loop in this process, through the result cache at `cache_path` (None: no cache)."""
+    """Today's loop in this process."""
 
-    def __init__(self, cache_path: Path | None):
-        self.cache_path = cache_path
+    def execute(self, plan: Plan, model: LanguageModel, save: Save | None = None) -> dict[str, Result]:
+        results: dict[str, Result] = {}
+        for kind in plan.kinds():
+            results |= self._run_kind(model, kind, plan.of_kind(kind), save)
+        return results
 
-    def execute(self, plan: Plan, model: LanguageModel) -> dict[str, Result]:
-        use = self.cache_path and plan.units
-        cache = ResultCache(self.cache_path, model.fingerprint(), model.name) if use else None
-        try:
-            results: dict[str, Result] = {}
-            for kind in plan.kinds():
-                results |= self._run_kind(model, kind, plan.of_kind(kind), cache)
-            return results
-        finally:
-            if cache:
-                cache.close()
-
-    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[dict]:
+    def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[Lineage]:
         return [job.run(model) for job in jobs]
 
-    def _run_kind(self, model: LanguageModel, kind: RequestKind, units: list[Unit], cache: ResultCache | None):
-        results = cache.get(units) if cache else {}
-        missing = [u for u in units if u.key not in results]
-        if results:
-            say(f"{kind.value}: {len(results)} of {len(units)} results from the cache")
+    def _run_kind(self, model: LanguageModel, kind: RequestKind, units: list[Unit], save: Save | None):
+        results = {}
         # progress in characters, not requests: the longest come first, so a request count would mislead the ETA
-        total = sum(size(u.request) for u in missing)
-        with tqdm(total=total, desc=f"{kind.value} ({len(missing)} requests)", unit="char", unit_scale=True,
+        total = sum(size(u.request) for u in units)
+        with tqdm(total=total, desc=f"{kind.value} ({len(units)} requests)", unit="char", unit_scale=True,
                   file=sys.stderr) as bar:
-            for chunk in chunks(missing, CHUNK[kind]):
+            for chunk in model_chunks(model, kind, units):
                 got = call_model(model, kind, chunk)
-                if cache:
-                    cache.put(chunk, got)
+                if save:
+                    save(chunk, got)
                 results |= got
                 bar.update(sum(size(u.request) for u in chunk))
         return results
 
 
-def chunks(units: Sequence[Unit], most: int) -> Iterator[list[Unit]]:
-    """Consecutive runs of at most `most` units and about CHUNK_CHARS characters (at least one unit)."""
-    chunk, chars = [], 0
+def chunks(units: Sequence[Unit], most: int, chars: float | None = None) -> Iterator[list[Unit]]:
+    """Consecutive runs of at most `most` units and about `chars` characters (None: CHUNK_CHARS), at least
+    one unit each."""
+    limit = CHUNK_CHARS if chars is None else chars
+    chunk, total = [], 0
     for u in units:
-        if chunk and (len(chunk) == most or chars + size(u.request) > CHUNK_CHARS):
+        if chunk and (len(chunk) == most or total + size(u.request) > limit):
             yield chunk
-            chunk, chars = [], 0
+            chunk, total = [], 0
         chunk.append(u)
-        chars += size(u.request)
+        total += size(u.request)
     if chunk:
         yield chunk
+
+
+def model_chunks(model: LanguageModel | None, kind: RequestKind, units: Sequence[Unit]) -> Iterator[list[Unit]]:
+    """`units` of one kind in the chunks `model` is called on: its preferred_chunk(kind) requests (no limit on
+    characters), else CHUNK[kind] requests and CHUNK_CHARS characters (also with no model)."""
+    preferred = model.preferred_chunk(kind) if isinstance(model, PrefersChunks) else None
+    if preferred is None:
+        return chunks(units, CHUNK[kind])
+    return chunks(units, preferred, math.inf)
 
 
 def call_model(model: LanguageModel, kind: RequestKind, units: Sequence[Unit]) -> dict[str, Result]:

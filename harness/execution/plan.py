@@ -5,6 +5,7 @@ key whatever task, prompt or run asks for it); the requests of a run that share 
 Units are in execution order: by request kind, and within a kind the longest context first, with the
 requests of one context side by side (so the choices of a question land in one batch and the model scores
 them in one packed row, models/packing.py). Executors run units; `join` gives results back by request id.
+`missing` is the plan of the units a result cache lacks (execution/cached.py): what an executor is given.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ class Unit:
 class Plan:
     units: tuple[Unit, ...]  # distinct payloads, in execution order
     owners: Mapping[str, str]  # request id -> key of the unit that answers it
+    whole: Plan | None = None  # the plan these units were cut from, when a cache held the others
+
+    def missing(self, results: Mapping[str, Result]) -> Plan:
+        """The plan of the units with no result in `results` (same order), remembering the whole plan: an
+        executor whose layout must not depend on the cache (Ray's shards) cuts that one."""
+        units = tuple(u for u in self.units if u.key not in results)
+        keys = {u.key for u in units}
+        owners = MappingProxyType({rid: key for rid, key in self.owners.items() if key in keys})
+        return Plan(units, owners, self.whole or self)
 
     def kinds(self) -> list[RequestKind]:
         return list(dict.fromkeys(u.request.kind for u in self.units))

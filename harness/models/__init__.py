@@ -5,13 +5,13 @@ its backend serves what a run needs."""
 from harness.models.base import LanguageModel, Trainable
 from harness.models.registry import (
            BACKENDS,
-           MODELS,
            Backend,
            backend_for,
            check_serves,
            load_model,
            resolve,
 )
+from harness.models.transformers_load import MODELS
 
 __all__ = ["BACKENDS", "MODELS", "Backend", "LanguageModel", "Trainable", "backend_for", "check_serves", "load_model",
            "resolve"]

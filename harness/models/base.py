@@ -1,7 +1,9 @@
 """The small protocols every model backend implements. Results come back keyed by request id.
 
 LanguageModel is what scoring needs; Trainable is what the FT setting needs on top (a torch module to
-train a copy of, and a way to write the trained copy as a folder its backend loads again).
+train a copy of, and a way to write the trained copy as a folder its backend loads again). PrefersChunks is
+optional: a model that says how many requests of a kind it takes per call (an API or vLLM backend: many at
+once); any other model gets the executor's default (execution/executor.py, CHUNK and CHUNK_CHARS).
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class LanguageModel(Protocol):
     def describe(self) -> dict: ...  # what run.json records about the model
 
     def fingerprint(self) -> str: ...  # content hash keying the result cache
+
+
+@runtime_checkable
+class PrefersChunks(Protocol):
+    """A model that picks its own chunk: at most this many requests of `kind` per call (and per result-cache
+    save), with no limit on their characters; None: the executor's default. Batching never changes a number."""
+
+    def preferred_chunk(self, kind: RequestKind) -> int | None: ...
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@
 TREE is the fast path for transformers GPT-2/Llama and the reference decoder (measured: see README,
 "Scoring engine"); KV_CACHE is the fallback for transformers models whose forward ignores or rejects a
 custom mask; PLAIN for anything else (e.g. the bigram fake in the tests). The backend says which modes its
-module offers, and how TREE runs it, as a `Packable` (transformers: `transformers_packable` here; the
+module offers, and how TREE runs it, as a `Packable` (transformers: transformers_driver.py; the
 reference decoder: reference.py); `choose` runs a tiny probe through those modes and keeps the first that
 reproduces PLAIN's numbers.
 """
@@ -41,28 +41,6 @@ class Packable:
     body: packing.Body | None = None
     head: packing.Head | None = None
     vocab: int = 0
-
-
-def transformers_packable(model) -> Packable:
-    """TREE, then KV_CACHE, for a transformers model with a separate base model and an output embedding.
-    transformers takes the tree as an additive (B, 1, W, W) mask, finfo.min where hidden (not -inf)."""
-    import torch
-
-    if getattr(model, "base_model", model) is model or not hasattr(model, "get_output_embeddings"):
-        return Packable(())
-    base, dtype = model.base_model, next(model.parameters()).dtype
-
-    def hf_body(ids, positions, allowed):
-        device = next(model.parameters()).device
-        if allowed is None:
-            return base(input_ids=ids.to(device), use_cache=False).last_hidden_state  # (B, W, C)
-        additive = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)  # (B, W, W)
-        out = base(input_ids=ids.to(device), attention_mask=additive[:, None].to(device),
-                   position_ids=positions.to(device), use_cache=False)  # mask (B, 1, W, W)
-        return out.last_hidden_state  # (B, W, C)
-
-    head = model.get_output_embeddings()
-    return Packable((PackMode.TREE, PackMode.KV_CACHE), hf_body, head, head.weight.shape[0])
 
 
 def score_tree(packable: Packable, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:

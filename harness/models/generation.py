@@ -22,7 +22,8 @@ Where we differ, deliberately, without changing a text:
   and SmolLM2 set none).
 
 A backend supplies a `CachedLM`: its decoder's forward over new tokens with a cache, and how a cache is
-merged from row chunks and cut down to some rows and columns. hf.py has transformers', reference.py ours.
+merged from row chunks and cut down to some rows and columns. transformers_driver.py has transformers',
+reference.py ours.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 
-Cache = Any  # a backend's KV cache: transformers' DynamicCache, gpt.KVCache
+Cache = Any  # a backend's KV cache: transformers' DynamicCache, kvcache.KVCache
 
 
 @dataclass(frozen=True)

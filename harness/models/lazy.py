@@ -24,9 +24,9 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.errors import say
-from harness.models.base import LanguageModel
 from harness.files import result_cache_path
-from harness.models.registry import LoadOptions, backend_for, load_model, model_files
+from harness.models.base import LanguageModel, PrefersChunks
+from harness.models.registry import LoadOptions, load_model, model_files
 from harness.records import RequestKind
 
 SCHEMA = 1  # bump when HFModel.fingerprint or describe changes what they say for the same files
@@ -68,10 +68,10 @@ def files_key(where: Path) -> dict[str, list]:
 def description_key(options: LoadOptions) -> dict | None:
     """What decides a model's fingerprint and description, read from its files without loading; None when the
     model has no local files yet."""
-    where = model_files(options.name)
+    where = model_files(options.model)
     if where is None or not where.exists():
         return None
-    return {"schema": SCHEMA, "name": options.name, "backend": backend_for(options.name).name,
+    return {"schema": SCHEMA, "name": options.name, "backend": options.model.backend.name,
             "device": options.device, "dtype": options.dtype.value, "batch_tokens": options.batch_tokens,
             "versions": _versions(), "files": str(where.resolve()), "content": files_key(where)}
 
@@ -125,14 +125,13 @@ def _read_counts(path: Path) -> dict[str, int]:
 
 
 class LazyModel:
-    """A LanguageModel that loads `options.name` on first need (`loader`, default: registry.load_model)."""
+    """A LanguageModel that loads the model `options` describe on first need, by `loader(options)`."""
 
-    def __init__(self, options: LoadOptions, loader: Callable[[], LanguageModel] | None = None):
+    def __init__(self, options: LoadOptions, loader: Callable[[LoadOptions], LanguageModel] = load_model):
         self.options = options
         self.name = options.name
-        self.kinds: frozenset[RequestKind] = backend_for(options.name).kinds
-        self._loader = loader or (lambda: load_model(options.name, options.device, options.batch_tokens, options.dtype,
-                                                     options.fuse))
+        self.kinds: frozenset[RequestKind] = options.model.backend.kinds
+        self._loader = loader
         self._loaded: LanguageModel | None = None
         self._key = description_key(options)
         self._record = read_description(self._key)
@@ -143,7 +142,7 @@ class LazyModel:
     def loaded(self) -> LanguageModel:
         if self._loaded is None:
             say(f"loading model {self.name}")
-            self._loaded = self._loader()
+            self._loaded = self._loader(self.options)
             # the files as the next run will find them (a packaged model's first load converts it: its folder
             # appears, or fills, only now), so the description is recorded under the key that run computes
             self._key = description_key(self.options)
@@ -180,6 +179,10 @@ class LazyModel:
             self._counts[digest] = self.loaded.count_tokens(text)
             self._counted = True
         return self._counts[digest]
+
+    def preferred_chunk(self, kind: RequestKind) -> int | None:
+        """The loaded model's choice; before it loads (a described model), the executor's default."""
+        return self._loaded.preferred_chunk(kind) if isinstance(self._loaded, PrefersChunks) else None
 
     def loglikelihood(self, requests):
         return self.loaded.loglikelihood(requests)

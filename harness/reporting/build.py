@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.lineage import lineage_summary
+from harness.lineage import Lineage
 from harness.reporting import gpt3
 from harness.reporting.changes import Comparison, find_changes
 from harness.reporting.grid import Grid
@@ -62,7 +62,7 @@ def model_params(models: dict[str, dict] | None) -> dict[str, float]:
 
 
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
-                 finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
+                 finetune: dict[str, dict[str, Lineage]] | None = None, models: dict[str, dict] | None = None,
                  published_dir=None, warnings=()) -> Report:
     """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables;
     `models`: model -> run.json's "model" record (its "parameters" place it on the scale figures);
@@ -161,6 +161,6 @@ def memory_notes(models: dict[str, dict] | None) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _finetune_notes(finetune: dict[str, dict]) -> tuple[str, ...]:
-    return tuple(f"FT checkpoint of {model}, {lineage_summary(task, lineage)} (lineage in run.json)"
+def _finetune_notes(finetune: dict[str, dict[str, Lineage]]) -> tuple[str, ...]:
+    return tuple(f"FT checkpoint of {model}, {lineage.summary(task)} (lineage in run.json)"
                  for model, tasks in finetune.items() for task, lineage in tasks.items())

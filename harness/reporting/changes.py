@@ -4,7 +4,7 @@ per-example metrics) so a reader can see what a number is made of.
 
 Compared: each model's ZS against its largest-k 1S/FS (the first demonstration seed), and, in a report
 merging models, the first model's ZS against every other model's ZS. An example counts when its prediction
-differs (samples with a "prediction": the chosen index, or the generated text) or, without one, when its
+differs (an answer with a decision: the chosen index, or the filtered generation) or, without one, when its
 0/1 primary metric differs. Fixed / broken: the primary metric (the task's first per-example scalar metric)
 got better / worse in the direction of the metric; other: the prediction changed, the metric did not.
 At most CAP examples are kept per comparison, taken in turn from fixed, broken and other; counts are whole.
@@ -13,7 +13,6 @@ At most CAP examples are kept per comparison, taken in turn from fixed, broken a
 from __future__ import annotations
 
 import enum
-import math
 import re
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -21,6 +20,7 @@ from itertools import zip_longest
 import pandas as pd
 
 from harness.reporting.grid import Grid
+from harness.samples import Sample
 
 CAP = 20
 PROMPT_KEYS = ["model", "task", "setting", "k", "seed", "example_id"]
@@ -38,8 +38,8 @@ class Change:
     verdict: Verdict
     before: float | None  # the primary metric's per-example value on side A (None without one)
     after: float | None
-    a: dict  # the samples.jsonl record of side A
-    b: dict
+    a: Sample  # the samples.jsonl record of side A
+    b: Sample
 
 
 @dataclass(frozen=True)
@@ -58,21 +58,17 @@ def natural(example_id) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(example_id)))
 
 
-def _scalar(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def primary_metric(records: list[dict], higher: dict[str, bool]) -> str:
+def primary_metric(records: list[Sample], higher: dict[str, bool]) -> str:
     """The first metric, higher-is-better first, whose per-example values are scalars in every record."""
-    names = list(dict.fromkeys(n for r in records for n in r.get("metrics", {})))
-    scalar = [n for n in names if all(_scalar(r.get("metrics", {}).get(n)) for r in records)]
+    names = list(dict.fromkeys(n for r in records for n in r.metrics))
+    scalar = [n for n in names if all(r.scalar(n) is not None for r in records)]
     return next((n for n in scalar if higher.get(n, True)), scalar[0] if scalar else "")
 
 
-def _verdict(a: dict, b: dict, metric: str, higher: bool) -> Verdict | None:
-    before, after = a.get("metrics", {}).get(metric), b.get("metrics", {}).get(metric)
-    if "prediction" in a and "prediction" in b:
-        if a["prediction"] == b["prediction"]:
+def _verdict(a: Sample, b: Sample, metric: str, higher: bool) -> Verdict | None:
+    before, after = a.metric(metric), b.metric(metric)
+    if a.answer.decision is not None and b.answer.decision is not None:
+        if a.answer.decision == b.answer.decision:
             return None
     elif not (metric and before in (0, 1) and after in (0, 1) and before != after):
         return None  # no prediction to compare: only a 0/1 metric that flipped counts
@@ -81,7 +77,7 @@ def _verdict(a: dict, b: dict, metric: str, higher: bool) -> Verdict | None:
     return Verdict.FIXED if (after > before) == higher else Verdict.BROKEN
 
 
-def compare(task: str, a_label: str, b_label: str, a: dict[str, dict], b: dict[str, dict], higher: dict[str, bool],
+def compare(task: str, a_label: str, b_label: str, a: dict[str, Sample], b: dict[str, Sample], higher: dict[str, bool],
             cap: int = CAP) -> Comparison:
     """The changed examples of one task between two prompt variants (records by example id)."""
     common = sorted(set(a) & set(b), key=natural)
@@ -90,7 +86,7 @@ def compare(task: str, a_label: str, b_label: str, a: dict[str, dict], b: dict[s
     for i in common:
         verdict = _verdict(a[i], b[i], metric, higher.get(metric, True))
         if verdict is not None:
-            m = (a[i].get("metrics", {}).get(metric), b[i].get("metrics", {}).get(metric))
+            m = (a[i].metric(metric), b[i].metric(metric))
             found[verdict].append(Change(i, verdict, m[0] if metric else None, m[1] if metric else None, a[i], b[i]))
     turns = [c for group in zip_longest(*found.values()) for c in group if c is not None]
     return Comparison(task, a_label, b_label, metric, len(common), {v: len(found[v]) for v in Verdict},
@@ -102,7 +98,7 @@ def _records(samples: pd.DataFrame) -> dict[tuple, dict]:
     out: dict[tuple, dict] = {}
     first = samples.drop_duplicates(PROMPT_KEYS)
     for model, task, setting, k, seed, example, record in first[PROMPT_KEYS + ["sample"]].itertuples(index=False):
-        if isinstance(record, dict):
+        if isinstance(record, Sample):
             out.setdefault((model, task, setting, int(k), int(seed)), {})[example] = record
     return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 
 from harness.reporting.changes import Change, Comparison, Verdict
+from harness.samples import Answer, ChoiceAnswer, ClozeAnswer, GenerationAnswer, Sample
 
 PROMPT_CHARS = 6000  # the end of a longer prompt is shown; the demonstrations before it are cut
 SHORT = 60
@@ -33,21 +34,13 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def prediction_text(record: dict) -> str:
+def prediction_text(sample: Sample) -> str:
     """What the model answered: the chosen choice, the generation, or whether the target was greedy."""
-    prediction = record.get("prediction")
-    choices = record.get("choices")
-    if isinstance(prediction, int) and choices and 0 <= prediction < len(choices):
-        return choices[prediction]
-    if prediction is not None:
-        return str(prediction)
-    if "is_greedy" in record:
-        return f"target {'greedy' if record['is_greedy'] else 'not greedy'}"
-    return ""
+    return sample.answer.shown
 
 
-def _prompt(record: dict) -> str:
-    text = str(record.get("prompt", ""))
+def _prompt(sample: Sample) -> str:
+    text = sample.prompt
     if not text:
         return ""
     cut = max(0, len(text) - PROMPT_CHARS)
@@ -56,38 +49,36 @@ def _prompt(record: dict) -> str:
             f"<pre>{html.escape(shown)}</pre></details>")
 
 
-def _choices(record: dict) -> str:
-    choices, logprobs = record.get("choices") or [], record.get("logprobs") or []
+def _choices(a: ChoiceAnswer) -> str:
     rows = []
-    for i, choice in enumerate(choices):
-        marks = ("gold " if i == record.get("gold") else "") + ("chosen" if i == record.get("prediction") else "")
-        score = _number(logprobs[i]) if i < len(logprobs) else ""
+    for i, choice in enumerate(a.choices):
+        marks = ("gold " if i == a.gold else "") + ("chosen" if i == a.prediction else "")
+        score = _number(a.logprobs[i]) if i < len(a.logprobs) else ""
         rows.append(f"<tr><td>{i}</td><td>{html.escape(str(choice))}</td><td>{score}</td><td>{marks.strip()}</td></tr>")
     return ("<table><thead><tr><th>#</th><th>choice</th><th>log-likelihood</th><th></th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _answer(record: dict) -> str:
+def _answer(answer: Answer) -> str:
     """The choices' table, or the generation and its references, or the cloze target."""
     esc = html.escape
-    if record.get("choices"):
-        return _choices(record)
-    parts = []
-    if "prediction" in record:
-        parts.append(f"<p>generated:</p><pre>{esc(str(record['prediction']))}</pre>")
-    references = record.get("references")
-    if isinstance(references, list) and references:
-        parts.append("<p>references:</p><ul>" + "".join(f"<li>{esc(str(r))}</li>" for r in references) + "</ul>")
-    elif "target" in record:
-        parts.append(f"<p>target: <code>{esc(str(record['target']))}</code></p>")
-    if "is_greedy" in record:
-        parts.append(f"<p>target greedy: {record['is_greedy']}; log-likelihood {_number(record.get('logprob'))}</p>")
-    return "".join(parts)
+    match answer:
+        case ChoiceAnswer():
+            return _choices(answer)
+        case GenerationAnswer():
+            refs = "".join(f"<li>{esc(r)}</li>" for r in answer.references)
+            return (f"<p>generated:</p><pre>{esc(answer.prediction)}</pre>"
+                    + (f"<p>references:</p><ul>{refs}</ul>" if refs else f"<p>target: <code>{esc(answer.target)}</code></p>"))
+        case ClozeAnswer():
+            return (f"<p>target: <code>{esc(answer.target)}</code></p>"
+                    f"<p>target greedy: {answer.is_greedy}; log-likelihood {_number(answer.logprob)}</p>")
+        case _:
+            return ""
 
 
-def _side(label: str, record: dict) -> str:
-    metrics = ", ".join(f"{html.escape(k)} = {_number(v)}" for k, v in record.get("metrics", {}).items())
-    return (f'<div class="side"><p><b>{html.escape(label)}</b></p>{_prompt(record)}{_answer(record)}'
+def _side(label: str, sample: Sample) -> str:
+    metrics = ", ".join(f"{html.escape(k)} = {_number(v)}" for k, v in sample.metrics.items())
+    return (f'<div class="side"><p><b>{html.escape(label)}</b></p>{_prompt(sample)}{_answer(sample.answer)}'
             f"<p>metrics: {metrics or '–'}</p></div>")
 
 

@@ -16,6 +16,7 @@ from harness.reporting.lmeval_io import ROLLING_KEY, LmevalSample, LmevalTask
 from harness.reporting.runs import Run
 from harness.reporting.significance import ALPHA, _aggregate_of, compare_pair
 from harness.reporting.tables import fmt
+from harness.samples import ChoiceAnswer, ClozeAnswer, GenerationAnswer, Sample
 
 SHOWN = 5  # disagreements shown per task
 LL_TOLERANCE = 1e-4  # |Δ log-likelihood| counted as the same number (float32 batches differ in the last bits)
@@ -67,47 +68,37 @@ class TaskAgreement:
     rows: tuple[dict, ...]  # per metric: values, n, paired test
 
 
-def _our_prediction(sample: dict) -> str:
-    if "prediction" in sample and "choices" in sample:
-        return f"choice {sample['prediction']}"
-    if "is_greedy" in sample:
-        return f"greedy={sample['is_greedy']} ll={sample['logprob']:.4f}"
-    if "generation" in sample:
-        return repr(sample["prediction"])
-    return f"ll={sample.get('logprob', math.nan):.4f}"
+def _our_prediction(sample: Sample) -> str:
+    match a := sample.answer:
+        case ChoiceAnswer():
+            return f"choice {a.prediction}"
+        case ClozeAnswer():
+            return f"greedy={a.is_greedy} ll={a.logprob:.4f}"
+        case GenerationAnswer():
+            return repr(a.prediction)
+        case _:
+            return "ll=" + ", ".join(f"{x:.4f}" for x in a.loglikelihoods)
 
 
-def _their_prediction(s: LmevalSample, kind_of: dict) -> str:
+def _their_prediction(s: LmevalSample, ours: Sample) -> str:
     if s.generation is not None:
         return repr(s.generation)
-    if "choices" in kind_of:
+    if isinstance(ours.answer, ChoiceAnswer):
         return f"choice {int(np.argmax(s.loglikelihoods))}"
     if s.greedy:
         return f"greedy={s.greedy[0]} ll={s.loglikelihoods[0]:.4f}"
     return f"ll={s.loglikelihoods[0]:.4f}"
 
 
-def _our_lls(sample: dict) -> list[float]:
-    if "logprobs" in sample:
-        return list(sample["logprobs"])
-    return [sample["logprob"]] if "logprob" in sample else []
-
-
-def _agrees(ours: dict, theirs: LmevalSample) -> tuple[bool, float]:
+def _agrees(ours: Sample, theirs: LmevalSample) -> tuple[bool, float]:
     """Same prediction? and max |Δ log-likelihood| (NaN when there are none)."""
     if theirs.generation is not None:
-        return ours.get("prediction") == theirs.generation, math.nan
-    mine = _our_lls(ours)
+        return ours.answer.decision == theirs.generation, math.nan
+    mine = ours.answer.loglikelihoods
     if len(mine) != len(theirs.loglikelihoods):
         return False, math.inf
     delta = max((abs(a - b) for a, b in zip(mine, theirs.loglikelihoods, strict=True)), default=math.nan)
-    if "choices" in ours:
-        same = int(np.argmax(mine)) == int(np.argmax(theirs.loglikelihoods))
-    elif "is_greedy" in ours and theirs.greedy:
-        same = bool(ours["is_greedy"]) == theirs.greedy[0]
-    else:
-        same = delta <= LL_TOLERANCE
-    return same, delta
+    return ours.answer.agrees(theirs.loglikelihoods, theirs.greedy, LL_TOLERANCE), delta
 
 
 def _setting_rows(run: Run, task: str, n_shot: int) -> pd.DataFrame:
@@ -124,7 +115,7 @@ def task_agreement(run: Run, lm: LmevalTask, ours: str) -> TaskAgreement | None:
     setting = "ZS" if lm.n_shot == 0 else f"{rows['setting'].iloc[0]}({lm.n_shot})"
     records = {}  # key -> sample record (shared by the rows of its metrics)
     for sample in rows["sample"]:
-        key = sample["prompt"][:ROLLING_KEY] if lm.output_type == "loglikelihood_rolling" else sample["prompt"]
+        key = sample.prompt[:ROLLING_KEY] if lm.output_type == "loglikelihood_rolling" else sample.prompt
         records.setdefault(key, sample)
     theirs = {}
     for s in lm.samples:
@@ -146,7 +137,7 @@ def task_agreement(run: Run, lm: LmevalTask, ours: str) -> TaskAgreement | None:
         mine = ours_values.loc[ours_values["metric"] == metric, "value"]
         row = {"metric": metric, "ours": float(mine.iloc[0]) if len(mine) else math.nan,
                "lmeval": lm.metrics.get(metric, math.nan), "test": "", "p": math.nan, "delta": math.nan}
-        pairs = [(records[k]["metrics"].get(metric), theirs[k].metrics.get(metric)) for k in common]
+        pairs = [(records[k].metric(metric), theirs[k].metrics.get(metric)) for k in common]
         pairs = [(a, b) for a, b in pairs if isinstance(a, (int, float)) and b is not None]
         if len(pairs) >= 2:
             a = np.array([[p[0]] for p in pairs], dtype=np.float64)

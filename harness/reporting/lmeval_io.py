@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.samples import Sample
+from harness.tasks.kinds import lmeval_export, lmeval_output_type
 
 ROLLING_KEY = 200  # harness samples keep the first 200 characters of a perplexity document
 _RESULTS = re.compile(r"^results_(.+)\.json$")
@@ -144,46 +146,21 @@ def _sample(row: dict, output_type: str, where: str) -> LmevalSample:
 
 # ---------------------------------------------------------------- writing a run in lm-eval's layout
 
-OUTPUT_TYPES = {"multiple_choice": "multiple_choice", "partial_scoring": "multiple_choice", "cloze": "loglikelihood",
-                "perplexity": "loglikelihood_rolling", "generate": "generate_until"}
-
-
 def _strings(value):
     """lm-eval's sanitize_list: every leaf of the responses as a string."""
     return [_strings(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
 
 
-def export_sample(spec, prompt, rendered, example_fields: dict, sample: dict, doc_id: int) -> dict:
+def export_sample(spec, prompt, rendered, example_fields: dict, sample: Sample, doc_id: int) -> dict:
     """One samples_<task>_<timestamp>.jsonl line for one harness prompt and its samples.jsonl record."""
-    from harness.tasks.kinds import KINDS
-
-    requests = KINDS[spec.kind].requests(spec, prompt, rendered, False)
-    kind = spec.kind.value
-    if kind == "generate":
-        args = [(r.context, {"until": list(r.stop), "max_gen_toks": r.max_new_tokens, "do_sample": False,
-                             "temperature": 0.0}) for r in requests]
-        resps, filtered = [[sample["generation"]]], [sample["prediction"]]
-        refs = sample["references"]
-        target = str(refs) if len(refs) > 1 else refs[0]
-    elif kind == "perplexity":
-        args = [(r.text,) for r in requests]
-        resps, filtered, target = [[sample["logprob"]]], [sample["logprob"]], prompt.query
-    elif kind == "cloze":
-        args = [(r.context, r.continuation) for r in requests]
-        pair = [sample["logprob"], sample["is_greedy"]]
-        resps, filtered, target = [[pair]], [pair], sample["target"]
-    else:
-        args = [(r.context, r.continuation) for r in requests]
-        greedy = sample.get("greedy") or [None] * len(args)
-        pairs = [[ll, g] for ll, g in zip(sample["logprobs"], greedy, strict=True)]
-        resps, filtered, target = [[p] for p in pairs], pairs, sample["gold"]
+    args, resps, filtered, target = lmeval_export(spec, prompt, rendered, sample.answer)
     out = {"doc_id": doc_id, "doc": example_fields, "target": str(target),
            "arguments": {f"gen_args_{i}": {f"arg_{j}": a for j, a in enumerate(arg)} for i, arg in enumerate(args)},
            "resps": _strings(resps), "filtered_resps": _strings(filtered), "filter": "none",
-           "metrics": list(sample["metrics"]),
+           "metrics": list(sample.metrics),
            "doc_hash": hash_string(json.dumps(example_fields, indent=2, default=str, ensure_ascii=False)),
            "prompt_hash": hash_string(args[0][0]), "target_hash": hash_string(str(target))}
-    return out | sample["metrics"]
+    return out | dict(sample.metrics)
 
 
 def variant_name(setting: str, k: int, seed: int) -> str:
@@ -195,7 +172,7 @@ def write_lmeval(folder: Path, output, model_name: str, limit: int) -> list[Path
     """`folder`/<variant>/results_<timestamp>.json and samples_<task>_<timestamp>.jsonl for every
     (setting, k, seed) of the run; returns the results files."""
     stamp = datetime.now().isoformat().replace(":", "-")
-    by_key = {(s["task"], s["setting"], s["k"], s["seed"], s["example_id"]): s for s in output.samples}
+    by_key = {(s.task, s.setting, s.k, s.seed, s.example_id): s for s in output.samples}
     variants: dict[str, dict] = {}
     for task in output.tasks:
         fields = {e.id: dict(e.fields) for e in task.examples}
@@ -208,7 +185,7 @@ def write_lmeval(folder: Path, output, model_name: str, limit: int) -> list[Path
             line = export_sample(task.spec, prompt, rendered, fields.get(prompt.example_id, {}), sample,
                                  order.get(prompt.example_id, len(order)))
             v.setdefault(task.spec.name, (task.spec, []))[1].append(line)
-    rows = {(r["task"], r["setting"], r["k"], r["seed"], r["metric"]): r for r in output.scores}
+    rows = {(r.task, r.setting, r.k, r.seed, r.metric): r for r in output.scores}
     written = []
     for variant, tasks in variants.items():
         target = folder / variant
@@ -234,14 +211,14 @@ def _results(variant: str, tasks: dict, rows: dict, model_name: str, limit: int)
         for metric in spec.metrics:
             row = rows.get((name, setting, k, seed, metric))
             if row is not None:
-                entry[f"{metric},none"] = row["value"]
-                entry[f"{metric}_stderr,none"] = row["stderr"]
+                entry[f"{metric},none"] = row.value
+                entry[f"{metric}_stderr,none"] = row.stderr
         results[name] = entry
         n_shot[name] = k if setting in ("1S", "FS") else 0
         higher[name] = {m: METRICS[m].higher_is_better for m in spec.metrics}
         n_samples[name] = {"original": len(lines), "effective": len(lines)}
         hashes[name] = hash_string("".join(x["doc_hash"] + x["prompt_hash"] + x["target_hash"] for x in lines))
-        configs[name] = {"task": name, "output_type": OUTPUT_TYPES[spec.kind.value], "num_fewshot": n_shot[name],
+        configs[name] = {"task": name, "output_type": lmeval_output_type(spec.kind), "num_fewshot": n_shot[name],
                          "description": spec.description, "target_delimiter": spec.prompt.target_delimiter,
                          "fewshot_delimiter": spec.prompt.demo_separator,
                          "metric_list": [{"metric": m, "higher_is_better": METRICS[m].higher_is_better}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.lineage import Lineage
 from harness.reporting.build import Report, between_findings, build_report
 from harness.reporting.changes import CAP, changes_table
 from harness.reporting.examples import CSS as EXAMPLES_CSS
@@ -185,7 +186,7 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
 
 
 def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None, title: str,
-                 finetune: dict[str, dict] | None = None, models: dict[str, dict] | None = None,
+                 finetune: dict[str, dict[str, Lineage]] | None = None, models: dict[str, dict] | None = None,
                  published_dir=None, warnings=()) -> list[Path]:
     """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths.
     `models`: model -> run.json "model" record; `published_dir`: where gpt3_table_h1.csv is (build_report)."""

@@ -16,13 +16,21 @@ import pandas as pd
 from harness.reporting.tables import column_label, fs_k, sweep_points
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, imported on first need (it takes seconds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(fig, path: Path) -> Path:
+    """`fig` written to `path` as a PNG (90 dpi), then closed."""
+    fig.savefig(path, dpi=90)
+    pyplot().close(fig)
+    return path
 
 
 def slug(name: str) -> str:
@@ -65,7 +73,7 @@ def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
              or cells[(cells["task"] == task) & (cells["setting"] == "FT") & cells["value"].notna()].size]
     if not drawn:
         return written  # matplotlib takes seconds to import: only when there is a figure to draw
-    plt = _pyplot()
+    plt = pyplot()
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     for task in drawn:
         metrics = list(dict.fromkeys(points.loc[points["task"] == task, "metric"]))
@@ -77,10 +85,7 @@ def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
         fig.legend(handles, names, fontsize=7, loc="lower center", ncol=2, frameon=False)
         fig.text(0.99, 0.01, "small numbers: mean k used", ha="right", fontsize=6, color="gray")
         fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(handles) // 2), 1, 1))
-        path = folder / f"sweep_{slug(task)}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, folder / f"sweep_{slug(task)}.png"))
     return written
 
 
@@ -113,7 +118,7 @@ def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path)
     deltas = summary_deltas(cells, paired)
     if deltas.empty:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     models = list(dict.fromkeys(deltas["model"]))
     columns = list(dict.fromkeys(deltas["column"]))
     width = 0.8 / len(models)
@@ -138,6 +143,4 @@ def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)

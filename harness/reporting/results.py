@@ -84,7 +84,7 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     frame.to_csv(tmp / "scores.csv", index=False)
     with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
         for sample in output.samples:
-            f.write(json.dumps(sample, ensure_ascii=False) + "\n")
+            f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
     document = manifest(output, config, run)
     (tmp / "run.json").write_text(json.dumps(document, indent=2) + "\n")
     name = output.model.get("name", run)
@@ -122,7 +122,7 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "versions": {"python": platform.python_version(), **package_versions()},
         "platform": platform.platform(),
         "git": output.git,
-        "finetune": output.finetune,  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
+        "finetune": {task: lineage.to_json() for task, lineage in output.finetune.items()},  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
         "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
         "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
         "memory": peak_memory(),

@@ -13,7 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.records import SCORE_COLUMNS
+from harness.lineage import Lineage
+from harness.records import SCORE_COLUMNS, TaskKind
+from harness.samples import Sample
+from harness.tasks.kinds import read_sample
 
 SAMPLE_KEYS = ["model", "task", "setting", "k", "seed", "example_id", "metric"]  # one per-example value each
 
@@ -59,30 +62,56 @@ def load_run(folder: Path | str) -> Run:
     samples = None
     if samples_path.is_file():
         models = scores["model"].dropna().unique()
-        samples = samples_frame(_read_jsonl(samples_path), models[0] if len(models) else folder.name)
+        samples = samples_frame(read_samples(samples_path, task_kinds(manifest)),
+                                models[0] if len(models) else folder.name)
     return Run(folder, scores, samples, manifest)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
+def lineages(manifest: dict) -> dict[str, Lineage]:
+    """task -> the lineage of its FT checkpoint, from run.json's "finetune"."""
+    try:
+        return {task: Lineage.from_json(d) for task, d in (manifest.get("finetune") or {}).items()}
+    except (KeyError, TypeError, AttributeError) as e:
+        raise HarnessError(f"run.json: finetune: not a lineage ({type(e).__name__}: {e})") from None
+
+
+def task_kinds(manifest: dict) -> dict[str, TaskKind]:
+    """task -> its kind, from run.json's `tasks` (runs older than the `kind` entry give none)."""
+    kinds = {}
+    for name, entry in (manifest.get("tasks") or {}).items():
+        value = entry.get("kind") if isinstance(entry, dict) else None
+        if value in {k.value for k in TaskKind}:
+            kinds[name] = TaskKind(value)
+    return kinds
+
+
+def read_samples(path: Path, kinds: dict[str, TaskKind]) -> list[Sample]:
+    """samples.jsonl as records, each line's answer read as its task's kind records it."""
+    out = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise HarnessError(f"{path}:{number}: not a JSON line") from None
-    return rows
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                out.append(read_sample(record, kinds.get(record.get("task"))))
+            except json.JSONDecodeError:
+                raise HarnessError(f"{path}:{number}: not a JSON line") from None
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise HarnessError(f"{path}:{number}: not a harness sample ({type(e).__name__}: {e})") from None
+            except HarnessError as e:
+                raise HarnessError(f"{path}:{number}: {e}") from None
+    return out
 
 
-def samples_frame(samples: list[dict], model: str) -> pd.DataFrame:
+def samples_frame(samples: list[Sample], model: str) -> pd.DataFrame:
     """One row per (example, prompt variant, metric); list-valued metrics (e.g. [logprob, words]) stay lists.
     `sample` is the whole record (shared by the rows of its metrics), read by the examples behind a difference."""
     rows = [
-        {"model": model, "task": s["task"], "setting": s["setting"], "k": s["k"], "seed": s["seed"],
-         "example_id": s["example_id"], "metric": name, "value": value, "sample": s}
+        {"model": model, "task": s.task, "setting": s.setting, "k": s.k, "seed": s.seed,
+         "example_id": s.example_id, "metric": name, "value": value, "sample": s}
         for s in samples
-        for name, value in s.get("metrics", {}).items()
+        for name, value in s.metrics.items()
     ]
     return pd.DataFrame(rows, columns=SAMPLE_KEYS + ["value", "sample"])
 

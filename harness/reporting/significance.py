@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.samples import Sample
+
 ALPHA = 0.05
 ITERS = 2000
 SEED = 20240607
@@ -141,7 +143,7 @@ def _prompt_keys(rows: pd.DataFrame) -> list[tuple]:
     keys = []
     records = rows["sample"] if "sample" in rows else [None] * len(rows)
     for seed, sample, example in zip(rows["seed"], records, rows["example_id"], strict=True):
-        text = sample.get("prompt") if isinstance(sample, dict) else None
+        text = sample.prompt if isinstance(sample, Sample) else None
         base = (int(seed), text if text is not None else f"id:{example}")
         seen[base] = seen.get(base, -1) + 1
         keys.append(base + (seen[base],))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.reporting.plots import _pyplot, slug
+from harness.reporting.plots import pyplot, save, slug
 from harness.reporting.tables import sweep_points
 
 WORD_SCRAMBLE = ("anagrams1", "anagrams2", "cycle_letters", "random_insertion", "reversed_words")
@@ -50,7 +50,7 @@ def kshot_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
     points = shot_curves(cells)
     if points.empty:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     models = list(dict.fromkeys(points["model"]))
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -80,10 +80,7 @@ def kshot_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
         fig.suptitle(f"{metric} against k ({fam.replace('_', ' ')}); band: min-max over demonstration seeds",
                      fontsize=9)
         fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4.6 * len(here) + 1.3), 1))
-        path = folder / f"kshot_{slug(fam)}_{slug(metric)}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, folder / f"kshot_{slug(fam)}_{slug(metric)}.png"))
     return written
 
 
@@ -103,7 +100,7 @@ def scale_figures(cells: pd.DataFrame, params: dict[str, float], numbers, folder
     if len(set(params.values())) < 2:
         return []
     points = scale_points(cells, params)
-    plt = _pyplot()
+    plt = pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for task in dict.fromkeys(points["task"]):
@@ -128,8 +125,5 @@ def scale_figures(cells: pd.DataFrame, params: dict[str, float], numbers, folder
         axes[0][0].set_ylabel("score")
         fig.suptitle("score against model size (dashed: GPT-3, Table H.1)", fontsize=9)
         fig.tight_layout()
-        path = folder / f"scale_{slug(task)}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(save(fig, folder / f"scale_{slug(task)}.png"))
     return written

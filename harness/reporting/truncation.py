@@ -38,13 +38,13 @@ def _tokens_cut(samples: pd.DataFrame | None) -> dict[tuple, tuple[list[int], st
     out: dict[tuple, tuple[list[int], str]] = {}
     first = samples.drop_duplicates(["model", "task", "setting", "k", "seed", "example_id"])
     for row in first.itertuples():
-        n = int(row.sample.get("truncated", 0) or 0)
+        n = row.sample.answer.truncated
         if n <= 0:
             continue
         key = (row.model, row.task, row.setting, int(row.k))
         tokens, prompt = out.get(key, ([], ""))
         if not tokens or n > max(tokens):
-            prompt = str(row.sample.get("prompt", ""))
+            prompt = row.sample.prompt
         out[key] = (tokens + [n], prompt)
     return out
 

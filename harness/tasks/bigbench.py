@@ -33,7 +33,7 @@ FOLDER = "bigbench"  # <data dir>/bigbench
 TASKS = "tasks"  # <data dir>/bigbench/tasks/<name>.jsonl + <name>.meta.json
 PREFIX = "bigbench_"  # harness task name = PREFIX + file stem
 SPLIT = "examples"  # the only split: BIG-bench draws demonstrations from the other examples
-PREPROCESS = "bigbench"  # TaskSpec.preprocess; data.py calls bigbench_preprocess for it
+PREPROCESS = "bigbench"  # TaskSpec.preprocess: bigbench_preprocess, in preprocess.PREPROCESSORS
 METRICS = ("acc", "acc_norm", "multiple_choice_grade")  # the last is BIG-bench's own (fractional credit)
 QUERY_FIELD, CHOICES_FIELD, GOLD_FIELD, SCORES_FIELD = "bb_query", "bb_choices", "bb_gold", "bb_scores"
 
@@ -193,7 +193,7 @@ def bigbench_task(name: str, data_dir: Path | None) -> TaskSpec:
         metrics=METRICS,
         preprocess=PREPROCESS,
         data=DataSpec(local=FOLDER, hub=None, hub_name=None, eval_split=SPLIT, demo_split=None,
-                      files={SPLIT: f"{TASKS}/{stem}.jsonl"}),
+                      files={SPLIT: f"{TASKS}/{stem}.jsonl"}, demos_from_eval=True),
         prompt=PromptSpec(
             query=_literal(meta.input_prefix) + f"${QUERY_FIELD}" + _literal(meta.output_prefix),
             choices=f"${CHOICES_FIELD}",

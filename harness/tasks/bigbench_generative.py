@@ -30,7 +30,7 @@ from harness.tasks.jsonl import read_jsonl
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
 
 FOLDER = "generative"  # <data dir>/bigbench/generative/<name>.jsonl + <name>.meta.json
-PREPROCESS = "bigbench_generative"  # TaskSpec.preprocess; data.py calls generative_preprocess for it
+PREPROCESS = "bigbench_generative"  # TaskSpec.preprocess: generative_preprocess, in preprocess.PREPROCESSORS
 QUERY_FIELD, TARGETS_FIELD = "bb_input", "bb_targets"
 MAX_NEW_TOKENS = 64
 _METRICS = {"exact_str_match": ("exact_str_match",), "bleu": ("bleu",), "rouge": ("rouge1", "rouge2", "rougeLsum")}
@@ -101,7 +101,7 @@ def generative_task(stem: str, data_dir: Path | None) -> TaskSpec:
         metrics=metrics,
         preprocess=PREPROCESS,
         data=DataSpec(local=bigbench.FOLDER, hub=None, hub_name=None, eval_split=bigbench.SPLIT, demo_split=None,
-                      files={bigbench.SPLIT: f"{FOLDER}/{stem}.jsonl"}),
+                      files={bigbench.SPLIT: f"{FOLDER}/{stem}.jsonl"}, demos_from_eval=True),
         prompt=PromptSpec(
             query=bigbench._literal(meta.input_prefix) + f"${QUERY_FIELD}" + bigbench._literal(meta.output_prefix),
             target=f"${TARGETS_FIELD}",

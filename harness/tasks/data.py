@@ -15,11 +15,12 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.tasks import bigbench, bigbench_generative, jinja
 from harness.errors import HarnessError, suggest
-from harness.records import Example
 from harness.files import shared_folder
+from harness.records import Example
+from harness.tasks import jinja
 from harness.tasks.jsonl import read_jsonl
+from harness.tasks.preprocess import PREPROCESSORS
 from harness.tasks.spec import TaskSpec
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -66,10 +67,9 @@ def load_task_data(task: TaskSpec, data_dir: Path | None) -> TaskData:
     same = "demonstrations from the eval split, never the example itself"
     if wanted == eval_split.name:
         return TaskData(eval_split, eval_split, same)
-    if wanted is None:  # BIG-bench draws its demonstrations from the task's examples by design: no warning
-        bigbench_protocol = task.preprocess in (bigbench.PREPROCESS, bigbench_generative.PREPROCESS)
-        warning = "" if bigbench_protocol else f"task {task.name}: no data.demo_split: {same} ({eval_split.name!r})"
-        return TaskData(eval_split, eval_split, same, warning)
+    if wanted is None:  # a fallback, unless the task draws its demonstrations from the eval split by design
+        warning = f"task {task.name}: no data.demo_split: {same} ({eval_split.name!r})"
+        return TaskData(eval_split, eval_split, same, "" if task.data.demos_from_eval else warning)
     eval_is_local = eval_split.sha256 is not None
     if eval_is_local and local_file(task, wanted, data_dir) is None:  # offline: stay local
         found = ", ".join(local_splits(task, data_dir)) or "none"
@@ -129,14 +129,8 @@ def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
     else:
         rows, sha = _read_hub(task, split, data_dir), None
         source = f"hub:{task.data.hub}" + (f"/{task.data.hub_name}" if task.data.hub_name else "")
-    if task.preprocess == bigbench.PREPROCESS:  # needs the task's meta file, not only the rows
-        rows = bigbench.bigbench_preprocess(task, rows)
-    elif task.preprocess == bigbench_generative.PREPROCESS:
-        rows = bigbench_generative.generative_preprocess(task, rows)
-    elif task.preprocess:
-        from harness.tasks.preprocess import PREPROCESSORS
-
-        rows = PREPROCESSORS[task.preprocess](rows)
+    if task.preprocess:
+        rows = PREPROCESSORS[task.preprocess](task, rows)
     examples = tuple(Example(id=f"{split}-{i}", fields=row) for i, row in enumerate(rows))
     if not examples:
         raise HarnessError(f"{source}: split {split!r} of task {task.name} has no examples")

@@ -11,7 +11,10 @@ pair that demonstrations and fine-tuning use, and its default metrics.
 | generate        | greedy continuation until a stop string, filtered     | GenerationOutcome | ("", delimiter + first reference) |
 
 A demonstration is query + extra + continuation of its gold pair; FT trains on (prompt + extra, continuation).
-A new kind is one TaskKind member, one record here, and metrics that read its outcome type (metrics.py).
+A row also says what a samples.jsonl line records (an answer type of samples.py), how `harness validate`
+shows the gold answer, and how the kind is written in lm-evaluation-harness's samples layout (`harness run
+--format lm-eval`). A new kind is one TaskKind member, one record here, its outcome and answer types
+(records.py, samples.py), and metrics that read its outcome type (metrics.py).
 Request ids extend the prompt's key, so results join back by id.
 """
 
@@ -21,16 +24,18 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
-                             GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind, Result,
-                             RollingRequest, TaskKind)
-from harness.tasks.filters import apply_filters
 from harness.errors import HarnessError
+from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
+                             GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind,
+                             Result, RollingRequest, TaskKind)
+from harness.samples import ANSWERS, Answer, ChoiceAnswer, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample
+from harness.tasks.filters import apply_filters
 from harness.tasks.spec import TEXT_REFERENCE_METRICS, TaskSpec
 from harness.tasks.templates import choices_of, fill, gold_of, references_of
 
 Results = Mapping[str, Result]
 Pair = tuple[str, str]  # (text appended to the prompt, scored continuation)
+Export = tuple[list[tuple], list, list, str]  # lm-eval's (arguments, resps, filtered_resps, target) of one doc
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,14 @@ class KindRules:
     required: tuple[str, ...]  # prompt keys the task file must give
     allowed: frozenset[str]  # every prompt key that applies; any other is an error
     render: Callable[[TaskSpec, Example], Rendered]
-    requests: Callable[[TaskSpec, Prompt, Rendered, bool], list[Request]]  # bool: add unconditional requests
+    requests: Callable[[TaskSpec, Prompt, Rendered], list[Request]]
     outcome: type  # the one outcome type of the kind, which metrics declare they read
-    build_outcome: Callable[[TaskSpec, Prompt, Rendered, Results, bool], Outcome]
-    sample: Callable[[Prompt, Outcome], dict]  # the kind's fields of a samples.jsonl line
+    build_outcome: Callable[[TaskSpec, Prompt, Rendered, Results], Outcome]
+    answer: type  # the answer record of its samples.jsonl lines (samples.py)
+    sample: Callable[[Outcome], Answer]  # the answer an outcome records
+    describe_gold: Callable[[Rendered], str]  # the gold answer in words (`harness validate`)
+    lmeval_output_type: str  # lm-evaluation-harness's output_type of such a task
+    lmeval_export: Callable[[TaskSpec, Prompt, Rendered, Answer], Export]
     default_metrics: tuple[str, ...]
     pairs: Callable[[Rendered, str], list[Pair]] = lambda r, delimiter: []  # what fitting must leave room for
     gold: Callable[[Rendered, str], Pair] | None = None  # None: no demonstrations and no FT, for `why_no_gold`
@@ -50,6 +59,7 @@ class KindRules:
     budget: Callable[[TaskSpec, int], int] | None = None  # tokens for prompt + longest pair; None: not fitted
     hints: Mapping[str, str] = field(default_factory=dict)  # prompt key -> what to write instead
     refused_metrics: Mapping[str, str] = field(default_factory=dict)  # metric -> why it does not apply
+    sample_prompt: Callable[[Prompt], str] = lambda p: p.text  # the prompt text a samples.jsonl line keeps
 
 
 # ---------------------------------------------------------------- ids
@@ -121,47 +131,53 @@ def _render_document(task: TaskSpec, ex: Example) -> Rendered:
 # ---------------------------------------------------------------- requests
 
 
-def _choice_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
-    pairs = KINDS[task.kind].pairs(r, task.prompt.target_delimiter)
-    out: list[Request] = [LoglikelihoodRequest(choice_id(p, i), p.text + extra, cont) for i, (extra, cont) in enumerate(pairs)]
-    if unconditional:  # lm-evaluation-harness's acc_mutual_info: the choice after the prefix token alone
-        out += [LoglikelihoodRequest(unconditional_id(p, i), "", cont) for i, (_, cont) in enumerate(pairs)]
+def _choice_scored(task: TaskSpec, p: Prompt, r: Rendered) -> list[LoglikelihoodRequest]:
+    pairs = alternatives(task, r)
+    return [LoglikelihoodRequest(choice_id(p, i), p.text + extra, cont) for i, (extra, cont) in enumerate(pairs)]
+
+
+def _choice_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
+    out: list[Request] = list(_choice_scored(task, p, r))
+    if task.needs_unconditional:  # lm-evaluation-harness's acc_mutual_info: the choice after the prefix token alone
+        out += [LoglikelihoodRequest(unconditional_id(p, i), "", cont)
+                for i, (_, cont) in enumerate(alternatives(task, r))]
     return out
 
 
-def _cloze_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+def _cloze_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
     return [LoglikelihoodRequest(target_id(p), p.text, task.prompt.target_delimiter + r.target)]
 
 
-def _rolling_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+def _rolling_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
     return [RollingRequest(target_id(p), p.query)]
 
 
-def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered, unconditional: bool) -> list[Request]:
+def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
     return [GenerateRequest(target_id(p), p.text, task.prompt.stop, task.prompt.max_new_tokens)]
 
 
 # ---------------------------------------------------------------- outcomes and samples
 
 
-def _choice_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ChoiceOutcome:
+def _choice_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> ChoiceOutcome:
     scored = [results[choice_id(p, i)] for i in range(len(r.choices))]
-    uncond = tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices))) if unconditional else ()
+    uncond = (tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices)))
+              if task.needs_unconditional else ())
     return ChoiceOutcome(r.choices, r.gold, tuple(s.logprob for s in scored), tuple(s.is_greedy for s in scored),
                          tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored), r.credit)
 
 
-def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> ClozeOutcome:
+def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> ClozeOutcome:
     s = results[target_id(p)]
     return ClozeOutcome(r.target, s.logprob, s.is_greedy, s.last_greedy, s.n_tokens, s.truncated)
 
 
-def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> DocumentOutcome:
+def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> DocumentOutcome:
     s = results[target_id(p)]
     return DocumentOutcome(s.logprob, s.n_tokens, count_words(r.units), len(r.units.encode("utf-8")))
 
 
-def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results, unconditional: bool) -> GenerationOutcome:
+def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> GenerationOutcome:
     result = results[target_id(p)]
     return generation_outcome(task, r, result.text, result.truncated)
 
@@ -169,7 +185,7 @@ def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results
 def generation_outcome(task: TaskSpec, r: Rendered, generated: str, truncated: int = 0) -> GenerationOutcome:
     """A generation as the metrics read it: after the task's filters, beside the example's references."""
     prediction = apply_filters(task, generated) if task.prompt.filters else None
-    return GenerationOutcome(generated, r.references, prediction, task.match, truncated)
+    return GenerationOutcome(generated, r.references, prediction, truncated)
 
 
 def count_words(text: str) -> int:
@@ -177,27 +193,62 @@ def count_words(text: str) -> int:
     return len(re.split(r"\s+", text))
 
 
-def _choice_sample(p: Prompt, o: ChoiceOutcome) -> dict:
+def _choice_sample(o: ChoiceOutcome) -> ChoiceAnswer:
     prediction = max(range(len(o.logprobs)), key=o.logprobs.__getitem__)  # the first of equal maxima, as argmax
-    sample = {"choices": list(o.choices), "gold": o.gold, "logprobs": list(o.logprobs), "greedy": list(o.greedy),
-              "n_tokens": list(o.n_tokens), "prediction": prediction}
-    if o.unconditional:
-        sample["unconditional_logprobs"] = list(o.unconditional)
-    return sample | {"truncated": o.truncated}
+    return ChoiceAnswer(choices=o.choices, gold=o.gold, logprobs=o.logprobs, greedy=o.greedy, n_tokens=o.n_tokens,
+                        prediction=prediction, unconditional=o.unconditional, truncated=o.truncated)
 
 
-def _cloze_sample(p: Prompt, o: ClozeOutcome) -> dict:
-    return {"target": o.target, "logprob": o.logprob, "is_greedy": o.greedy, "last_token_greedy": o.last_greedy,
-            "n_tokens": o.n_tokens, "truncated": o.truncated}
+def _cloze_sample(o: ClozeOutcome) -> ClozeAnswer:
+    return ClozeAnswer(target=o.target, logprob=o.logprob, is_greedy=o.greedy, last_token_greedy=o.last_greedy,
+                       n_tokens=o.n_tokens, truncated=o.truncated)
 
 
-def _document_sample(p: Prompt, o: DocumentOutcome) -> dict:
-    return {"prompt": p.text[:200], "logprob": o.logprob, "n_tokens": o.n_tokens, "words": o.words, "bytes": o.bytes}
+def _document_sample(o: DocumentOutcome) -> DocumentAnswer:
+    return DocumentAnswer(logprob=o.logprob, n_tokens=o.n_tokens, words=o.words, bytes=o.bytes)
 
 
-def _generation_sample(p: Prompt, o: GenerationOutcome) -> dict:
-    return {"generation": o.generated, "prediction": o.predicted, "target": o.target, "references": list(o.references),
-            "truncated": o.truncated}
+def _generation_sample(o: GenerationOutcome) -> GenerationAnswer:
+    return GenerationAnswer(generation=o.generated, prediction=o.predicted, target=o.target,
+                            references=o.references, truncated=o.truncated)
+
+
+# ---------------------------------------------------------------- the gold answer in words (harness validate)
+
+
+def _choice_gold(r: Rendered) -> str:
+    return f"choice {r.gold} of {len(r.choices)}: {r.choices[r.gold]!r}"
+
+
+def _generation_gold(r: Rendered) -> str:
+    return f"target {r.target!r}" + (f" (references: {list(r.references)})" if len(r.references) > 1 else "")
+
+
+# ---------------------------------------------------------------- lm-evaluation-harness's samples layout
+
+
+def _choice_export(task: TaskSpec, p: Prompt, r: Rendered, a: ChoiceAnswer) -> Export:
+    args = [(q.context, q.continuation) for q in _choice_scored(task, p, r)]
+    greedy = a.greedy or (None,) * len(args)
+    pairs = [[ll, g] for ll, g in zip(a.logprobs, greedy, strict=True)]
+    return args, [[pair] for pair in pairs], pairs, str(a.gold)
+
+
+def _cloze_export(task: TaskSpec, p: Prompt, r: Rendered, a: ClozeAnswer) -> Export:
+    args = [(q.context, q.continuation) for q in _cloze_requests(task, p, r)]
+    pair = [a.logprob, a.is_greedy]
+    return args, [[pair]], [pair], a.target
+
+
+def _document_export(task: TaskSpec, p: Prompt, r: Rendered, a: DocumentAnswer) -> Export:
+    return [(q.text,) for q in _rolling_requests(task, p, r)], [[a.logprob]], [a.logprob], p.query
+
+
+def _generation_export(task: TaskSpec, p: Prompt, r: Rendered, a: GenerationAnswer) -> Export:
+    args = [(q.context, {"until": list(q.stop), "max_gen_toks": q.max_new_tokens, "do_sample": False,
+                         "temperature": 0.0}) for q in _generate_requests(task, p, r)]
+    refs = a.references
+    return args, [[a.generation]], [a.prediction], str(list(refs)) if len(refs) > 1 else refs[0]
 
 
 # ---------------------------------------------------------------- the table
@@ -206,37 +257,48 @@ _SHARED = frozenset({"query", "target_delimiter", "demo_separator"})
 _CHOICE = _SHARED | {"choices", "answer", "answer_labels"}
 _LOGLIKELIHOOD_BUDGET = lambda task, max_length: max_length + 1  # noqa: E731  the last continuation token is never an input
 
+_CHOICE_ROW = dict(request_kind=RequestKind.LOGLIKELIHOOD, requests=_choice_requests, outcome=ChoiceOutcome,
+                   build_outcome=_choice_outcome, answer=ChoiceAnswer, sample=_choice_sample,
+                   describe_gold=_choice_gold, lmeval_output_type="multiple_choice", lmeval_export=_choice_export,
+                   budget=_LOGLIKELIHOOD_BUDGET)
+
 KINDS: dict[TaskKind, KindRules] = {
     TaskKind.MULTIPLE_CHOICE: KindRules(
-        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices, requests=_choice_requests,
-        outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample, default_metrics=("acc", "acc_norm"),
+        **_CHOICE_ROW, required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices,
+        default_metrics=("acc", "acc_norm"),
         pairs=lambda r, d: [("", d + c) for c in r.choices], gold=lambda r, d: ("", d + r.choices[r.gold]),
-        budget=_LOGLIKELIHOOD_BUDGET,
-        hints={"target": "applies to partial scoring, where each choice completes the context and this shared text is "
-                         "scored (lm-evaluation-harness's winogrande): write kind = \"partial_scoring\""},
+        hints={"target": "applies to partial scoring, where each choice completes the context and this shared text "
+                         "is scored (lm-evaluation-harness's winogrande): write kind = \"partial_scoring\""},
     ),
     TaskKind.PARTIAL_SCORING: KindRules(
-        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"}, render=_render_partial,
-        requests=_choice_requests, outcome=ChoiceOutcome, build_outcome=_choice_outcome, sample=_choice_sample,
-        default_metrics=("acc",), pairs=lambda r, d: [(c, d + r.target) for c in r.choices],
-        gold=lambda r, d: (r.choices[r.gold], d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
-        refused_metrics={"acc_calibrated": "needs a continuation per choice; with partial scoring every choice shares one"},
+        **_CHOICE_ROW, required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"},
+        render=_render_partial, default_metrics=("acc",),
+        pairs=lambda r, d: [(c, d + r.target) for c in r.choices], gold=lambda r, d: (r.choices[r.gold], d + r.target),
+        refused_metrics={"acc_calibrated": "needs a continuation per choice; with partial scoring every choice "
+                                           "shares one"},
     ),
     TaskKind.CLOZE: KindRules(
-        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "target"), allowed=_SHARED | {"target"}, render=_render_target, requests=_cloze_requests,
-        outcome=ClozeOutcome, build_outcome=_cloze_outcome, sample=_cloze_sample, default_metrics=("acc", "perplexity"),
+        request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "target"), allowed=_SHARED | {"target"},
+        render=_render_target, requests=_cloze_requests, outcome=ClozeOutcome, build_outcome=_cloze_outcome,
+        answer=ClozeAnswer, sample=_cloze_sample, describe_gold=lambda r: f"target {r.target!r}",
+        lmeval_output_type="loglikelihood", lmeval_export=_cloze_export, default_metrics=("acc", "perplexity"),
         pairs=lambda r, d: [("", d + r.target)], gold=lambda r, d: ("", d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
     ),
     TaskKind.PERPLEXITY: KindRules(
-        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text"}), render=_render_document,
-        requests=_rolling_requests, outcome=DocumentOutcome, build_outcome=_document_outcome, sample=_document_sample,
-        default_metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"), why_no_gold="perplexity over documents",
+        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text"}),
+        render=_render_document, requests=_rolling_requests, outcome=DocumentOutcome,
+        build_outcome=_document_outcome, answer=DocumentAnswer, sample=_document_sample,
+        describe_gold=lambda r: "none (perplexity over the document)", lmeval_output_type="loglikelihood_rolling",
+        lmeval_export=_document_export, default_metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"),
+        why_no_gold="perplexity over documents", sample_prompt=lambda p: p.text[:200],
     ),
     TaskKind.GENERATE: KindRules(
         request_kind=RequestKind.GENERATE, required=("query", "target"),
-        allowed=_SHARED | {"target", "references", "stop", "max_new_tokens", "filters", "regex"}, render=_render_generation,
-        requests=_generate_requests, outcome=GenerationOutcome, build_outcome=_generation_outcome,
-        sample=_generation_sample, default_metrics=("exact_match",), gold=lambda r, d: ("", d + r.target),
+        allowed=_SHARED | {"target", "references", "stop", "max_new_tokens", "filters", "regex"},
+        render=_render_generation, requests=_generate_requests, outcome=GenerationOutcome,
+        build_outcome=_generation_outcome, answer=GenerationAnswer, sample=_generation_sample,
+        describe_gold=_generation_gold, lmeval_output_type="generate_until", lmeval_export=_generation_export,
+        default_metrics=("exact_match",), gold=lambda r, d: ("", d + r.target),
         budget=lambda task, max_length: max_length - task.prompt.max_new_tokens,
     ),
 }
@@ -250,8 +312,47 @@ def render(task: TaskSpec, example: Example) -> Rendered:
     return KINDS[task.kind].render(task, example)
 
 
-def requests_for(task: TaskSpec, prompt: Prompt, rendered: Rendered, unconditional: bool) -> list[Request]:
-    return KINDS[task.kind].requests(task, prompt, rendered, unconditional)
+def requests_for(task: TaskSpec, prompt: Prompt, rendered: Rendered) -> list[Request]:
+    """Every request of one prompt (the unconditional ones too, when a metric of the task needs them)."""
+    return KINDS[task.kind].requests(task, prompt, rendered)
+
+
+def outcome_of(task: TaskSpec, prompt: Prompt, rendered: Rendered, results: Results) -> Outcome:
+    """The prompt's results joined into its kind's outcome type."""
+    return KINDS[task.kind].build_outcome(task, prompt, rendered, results)
+
+
+def sample_of(task: TaskSpec, prompt: Prompt, outcome: Outcome, metrics: Mapping) -> Sample:
+    """The samples.jsonl record of one prompt: its variant, the text the model read, the typed answer."""
+    rules = KINDS[task.kind]
+    return Sample(task=task.name, setting=prompt.setting.label, k=prompt.k, k_used=prompt.k_used, seed=prompt.seed,
+                  example_id=prompt.example_id, demo_ids=prompt.demo_ids, prompt=rules.sample_prompt(prompt),
+                  answer=rules.sample(outcome), metrics=metrics)
+
+
+def read_sample(line: Mapping, kind: TaskKind | None) -> Sample:
+    """A samples.jsonl line of a task of `kind`. None: a run folder older than run.json's `tasks.<name>.kind`,
+    whose lines are read as the first answer type whose keys they all hold."""
+    if kind is not None:
+        return Sample.from_json(line, KINDS[kind].answer)
+    answer = next((a for a in ANSWERS if all(key in line for key in a.keys)), None)
+    if answer is None:
+        raise HarnessError(f"sample of {line.get('task')} {line.get('example_id')}: no answer fields "
+                           f"(expected the keys of one of {', '.join(a.__name__ for a in ANSWERS)})")
+    return Sample.from_json(line, answer)
+
+
+def describe_gold(task: TaskSpec, rendered: Rendered) -> str:
+    return KINDS[task.kind].describe_gold(rendered)
+
+
+def lmeval_export(task: TaskSpec, prompt: Prompt, rendered: Rendered, answer: Answer) -> Export:
+    """lm-eval's (arguments, resps, filtered_resps, target) of one prompt, from its recorded answer."""
+    return KINDS[task.kind].lmeval_export(task, prompt, rendered, answer)
+
+
+def lmeval_output_type(kind: TaskKind) -> str:
+    return KINDS[kind].lmeval_output_type
 
 
 def alternatives(task: TaskSpec, rendered: Rendered) -> list[Pair]:

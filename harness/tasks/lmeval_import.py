@@ -1,32 +1,36 @@
 """`harness import-lmeval PATH.yaml` and `--tasks lmeval:PATH.yaml`: an lm-evaluation-harness task config translated
-into a harness task file (TOML), with the same prompts.
+into a harness task file (TOML), with the same prompts (lmeval_prompt.py translates the [prompt] table).
 
-Templates that are plain fields (`{{ goal }}`, text around such fields, a list of them) become `$field` templates;
-any other makes the task file's [prompt] say `template = "jinja"` and keep lm-eval's templates as they are, rendered
-by the sandboxed engine in jinja.py. A `!function` hook is never imported: the few that harness implements
-natively map by (task, key, hook) (lmeval_yaml.NATIVE_HOOKS); any other stops the import with one line naming
-the YAML key, and nothing is written. Local data: `dataset_path: json` with `dataset_kwargs.data_files` (paths
-relative to the YAML), or a hub dataset that the data dir holds (lmeval_yaml.LOCAL_LAYOUTS).
+A `!function` hook is never imported: the few that harness implements natively map by (task, key, hook)
+(NATIVE_HOOKS, below); any other stops the import with one line naming the YAML key, and nothing is written.
+Local data: `dataset_path: json` with `dataset_kwargs.data_files` (paths relative to the YAML), or a hub dataset
+that the data dir holds (LOCAL_LAYOUTS, below).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.tasks import jinja
-from harness.tasks.lmeval_yaml import LOCAL_LAYOUTS, NATIVE_HOOKS, FunctionRef, read_yaml
+from harness.records import TaskKind
+from harness.tasks.lmeval_prompt import plain, translate_prompt
+from harness.tasks.lmeval_yaml import FunctionRef, ImportStop, read_yaml, stop
 from harness.tasks.spec import TaskSpec
 
 PREFIX = "lmeval:"
-KINDS = {"multiple_choice": "multiple_choice", "loglikelihood": "cloze", "loglikelihood_rolling": "perplexity",
-         "generate_until": "generate"}
+KINDS = {"multiple_choice": TaskKind.MULTIPLE_CHOICE, "loglikelihood": TaskKind.CLOZE,
+         "loglikelihood_rolling": TaskKind.PERPLEXITY, "generate_until": TaskKind.GENERATE}  # lm-eval's output_type
 METRICS = {  # kind -> lm-eval's metrics that harness computes the same way (lm-eval's f1 and mcc are not SQuAD's)
-    "multiple_choice": {"acc", "acc_norm"}, "partial_scoring": {"acc"}, "cloze": {"acc", "perplexity"},
-    "perplexity": {"word_perplexity", "byte_perplexity", "bits_per_byte"}, "generate": {"exact_match", "bleu", "ter", "chrf"}}
+    TaskKind.MULTIPLE_CHOICE: {"acc", "acc_norm"}, TaskKind.PARTIAL_SCORING: {"acc"},
+    TaskKind.CLOZE: {"acc", "perplexity"}, TaskKind.PERPLEXITY: {"word_perplexity", "byte_perplexity", "bits_per_byte"},
+    TaskKind.GENERATE: {"exact_match", "bleu", "ter", "chrf"}}
+DEFAULT_METRICS = {  # kind -> the metrics of a config without metric_list
+    TaskKind.MULTIPLE_CHOICE: ["acc"], TaskKind.PARTIAL_SCORING: ["acc"], TaskKind.CLOZE: ["perplexity", "acc"],
+    TaskKind.PERPLEXITY: ["word_perplexity", "byte_perplexity", "bits_per_byte"], TaskKind.GENERATE: ["exact_match"]}
 MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "regexes_to_ignore")
 IGNORED = {"tag", "group", "task_alias", "group_alias", "metadata", "should_decontaminate", "doc_to_decontamination_query",
            "num_fewshot", "dataset_kwargs", "unsafe_code"}  # no effect on prompts or scores (dataset_kwargs: below)
@@ -34,18 +38,6 @@ HANDLED = {"task", "dataset_path", "dataset_name", "output_type", "training_spli
            "fewshot_split", "process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "description",
            "target_delimiter", "fewshot_delimiter", "generation_kwargs", "metric_list", "filter_list", "repeats",
            "fewshot_config"}
-_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_FIELD_LIST = re.compile(r"\{\{\s*\[\s*([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*,?\s*\]\s*\}\}")
-
-
-class _Stop(HarnessError):
-    pass
-
-
-def _stop(path: Path, key: str, message: str) -> _Stop:
-    return _Stop(f"{path}: {key}: {message}; nothing was written")
-
 
 def convert(path: str | Path) -> tuple[str, str]:
     """(task name, the TOML text of the harness task file) for an lm-eval task YAML."""
@@ -54,30 +46,30 @@ def convert(path: str | Path) -> tuple[str, str]:
     for key, value in config.items():
         if key not in HANDLED | IGNORED:
             if key == "class" or isinstance(value, FunctionRef):
-                raise _stop(path, key, f"the Python hook {getattr(value, 'name', value)!r} cannot be imported "
-                            "(task files never run code)")
-            raise _stop(path, key, "is an lm-eval option the importer does not translate")
+                raise stop(path, key, f"the Python hook {getattr(value, 'name', value)!r} cannot be imported "
+                           "(task files never run code)")
+            raise stop(path, key, "is an lm-eval option the importer does not translate")
     if "task" not in config or not isinstance(config["task"], str):
-        raise _stop(path, "task", "is required (a task name); group configs import member by member")
+        raise stop(path, "task", "is required (a task name); group configs import member by member")
     name = config["task"]
     preprocess, hook_kind = _hooks(path, config, name)
     kind = KINDS.get(config.get("output_type", "generate_until"))
-    if hook_kind and kind != "multiple_choice":
-        raise _stop(path, "output_type", f"the hooks of {name} mean {hook_kind}, a multiple_choice output_type")
+    if hook_kind and kind is not TaskKind.MULTIPLE_CHOICE:
+        raise stop(path, "output_type", f"the hooks of {name} mean {hook_kind.value}, a multiple_choice output_type")
     kind = hook_kind or kind
     if kind is None:
-        raise _stop(path, "output_type", f"{config['output_type']!r} is not one of {', '.join(KINDS)}")
-    table: dict[str, Any] = {"kind": kind}
+        raise stop(path, "output_type", f"{config['output_type']!r} is not one of {', '.join(KINDS)}")
+    table: dict[str, Any] = {"kind": kind.value}
     if "description" in config:
-        table["description"] = _plain(path, "description", config["description"])
+        table["description"] = plain(path, "description", config["description"])
     data, adapter = _data(path, config)
     if preprocess and adapter:
-        raise _stop(path, "process_docs", f"combines a native hook ({preprocess}) with the local layout's {adapter}")
+        raise stop(path, "process_docs", f"combines a native hook ({preprocess}) with the local layout's {adapter}")
     if preprocess or adapter:
         table["preprocess"] = preprocess or adapter
     table["metrics"], options = _metrics(path, config, kind)
     table["data"] = data
-    table["prompt"] = _prompt(path, config, kind)
+    table["prompt"] = translate_prompt(path, config, kind)
     if options:
         table["metric_options"] = {"exact_match": options}
     header = f"# Imported from lm-evaluation-harness {path.parent.name}/{path.name} by `harness import-lmeval`.\n"
@@ -88,12 +80,12 @@ def import_file(path: str | Path, out: Path | None, tasks_dir: Path) -> tuple[Pa
     """Convert, check, and write the task file (default <tasks dir>/<task>.toml); never overwrites one."""
     try:
         spec = load(path)
-    except _Stop:
+    except ImportStop:
         raise
     except HarnessError as e:  # the converted file failed harness's own checks
         raise HarnessError(f"{e}; nothing was written") from None
     if not re.fullmatch(r"[\w.-]+", spec.name):
-        raise _stop(Path(path), "task", f"{spec.name!r} cannot name a file; pass --out FILE.toml")
+        raise stop(Path(path), "task", f"{spec.name!r} cannot name a file; pass --out FILE.toml")
     out = out or tasks_dir / f"{spec.name}.toml"
     if out.suffix != ".toml":
         raise HarnessError(f"--out {out}: a task file ends in .toml")
@@ -115,10 +107,80 @@ def load(path: str | Path) -> TaskSpec:
     return parse_task(text.encode("utf-8"), Path(path), name)
 
 
+# ---------------------------------------------------------------- lm-eval's hub datasets in the local data dir
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Where harness's data dir keeps an lm-eval dataset: the folder, lm-eval split -> local split name (local split
+    names keep example ids, hence demonstration draws, equal to the built-in task's), split -> file, the local split
+    FT may train on, and the preprocess function that gives local rows the hub's fields."""
+
+    folder: str
+    splits: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    train: str | None = "train"
+    adapter: str | None = None
+
+
+LOCAL_LAYOUTS: dict[tuple[str, str | None], LocalLayout] = {
+    ("baber/piqa", None): LocalLayout("piqa"),
+    ("allenai/ai2_arc", "ARC-Easy"): LocalLayout("arc_easy"),
+    ("allenai/ai2_arc", "ARC-Challenge"): LocalLayout("arc_challenge"),
+    ("Rowan/hellaswag", None): LocalLayout("hellaswag", files={"validation": "validation_preprocessed.jsonl"}),
+    ("aps/super_glue", "copa"): LocalLayout("superglue_copa"),
+    ("aps/super_glue", "boolq"): LocalLayout("superglue_boolq", files={"train": "train_fewglue32.jsonl"},
+                                             adapter="lmeval_boolq"),
+    ("aps/super_glue", "cb"): LocalLayout("superglue_cb"),
+    ("aps/super_glue", "rte"): LocalLayout("superglue_rte", adapter="lmeval_rte"),
+    ("nyu-mll/glue", "sst2"): LocalLayout("sst2"),
+    # winogrande_xl's train split is not local: train_l stands in, as in tasks/winogrande.toml
+    ("allenai/winogrande", "winogrande_xl"): LocalLayout("winogrande", files={"train": "train_l.jsonl"}),
+    ("EleutherAI/lambada_openai", "default"): LocalLayout("lambada_openai", train=None),
+    ("mandarjoshi/trivia_qa", "rc.nocontext"): LocalLayout("triviaqa", files={"validation": "triviaqa_sm_sub.jsonl"},
+                                                           train=None, adapter="lmeval_triviaqa"),
+    # NQ-open's train split is not local: the EfficientQA dev split stands in for demonstrations, as in tasks/nq_open.toml
+    ("google-research-datasets/nq_open", None): LocalLayout(
+        "nq_open", splits={"validation": "dev", "train": "efficientqa_dev"}, train=None),
+    ("wmt/wmt14", "fr-en"): LocalLayout("wmt14_fr_en", splits={"validation": "newstest2013", "test": "newstest2014"},
+                                        train=None, adapter="lmeval_translation"),
+    ("wmt/wmt16", "de-en"): LocalLayout("wmt16_de_en", splits={"validation": "newstest2015", "test": "newstest2016"},
+                                        train=None, adapter="lmeval_translation"),
+}
+
+
+# ---------------------------------------------------------------- well-known hooks harness implements natively
+
+
+@dataclass(frozen=True)
+class NativeHook:
+    """What a known `!function` hook becomes: a preprocess function and the plain field that replaces the hook."""
+
+    preprocess: str | None
+    field: str | None = None
+    kind: TaskKind | None = None  # the kind the hook implies (lm-eval's multiple-input winogrande: partial scoring)
+
+
+NATIVE_HOOKS: dict[tuple[str, str, str], NativeHook] = {  # (task, YAML key, hook) -> harness equivalent
+    ("hellaswag", "process_docs", "utils.process_docs"): NativeHook("hellaswag"),
+    ("copa", "doc_to_text", "utils.doc_to_text"): NativeHook("copa", "query"),
+    ("copa", "doc_to_choice", "utils.doc_to_choice"): NativeHook("copa", "choice_list"),
+    ("copa", "doc_to_target", "utils.doc_to_target"): NativeHook("copa", "label"),
+    # winogrande's doc_to_text gives the gold index, doc_to_choice the sentence up to the blank + each option, and
+    # doc_to_target the rest, scored after each choice: harness's partial scoring
+    ("winogrande", "doc_to_text", "preprocess_winogrande.doc_to_text"):
+        NativeHook("winogrande", "gold", TaskKind.PARTIAL_SCORING),
+    ("winogrande", "doc_to_choice", "preprocess_winogrande.doc_to_choice"):
+        NativeHook("winogrande", "filled", TaskKind.PARTIAL_SCORING),
+    ("winogrande", "doc_to_target", "preprocess_winogrande.doc_to_target"):
+        NativeHook("winogrande", "rest", TaskKind.PARTIAL_SCORING),
+}
+
+
 # ---------------------------------------------------------------- hooks
 
 
-def _hooks(path: Path, config: dict[str, Any], task: str) -> tuple[str | None, str | None]:
+def _hooks(path: Path, config: dict[str, Any], task: str) -> tuple[str | None, TaskKind | None]:
     """Replace known hooks by their native fields; return the preprocess function and the kind they need.
     Any other hook stops."""
     preprocess = kind = None
@@ -127,10 +189,10 @@ def _hooks(path: Path, config: dict[str, Any], task: str) -> tuple[str | None, s
             continue
         native = NATIVE_HOOKS.get((task, key, value.name))
         if native is None:
-            raise _stop(path, key, f"!function {value.name} is Python code, which harness never runs "
-                        "(write the template in Jinja, or add a preprocess function to harness)")
+            raise stop(path, key, f"!function {value.name} is Python code, which harness never runs "
+                       "(write the template in Jinja, or add a preprocess function to harness)")
         if native.preprocess and preprocess not in (None, native.preprocess):
-            raise _stop(path, key, f"needs preprocess {native.preprocess!r} besides {preprocess!r}")
+            raise stop(path, key, f"needs preprocess {native.preprocess!r} besides {preprocess!r}")
         preprocess, kind = native.preprocess or preprocess, native.kind or kind
         if native.field is None:
             del config[key]
@@ -146,11 +208,11 @@ def _data(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str | Non
     splits = {key: config.get(key) for key in ("training_split", "validation_split", "test_split", "fewshot_split")}
     eval_split = splits["test_split"] or splits["validation_split"]
     if not eval_split:
-        raise _stop(path, "test_split", "neither test_split nor validation_split names an evaluation split")
+        raise stop(path, "test_split", "neither test_split nor validation_split names an evaluation split")
     demo_split = splits["fewshot_split"] or splits["training_split"] or splits["validation_split"] or eval_split
     source, kwargs = config.get("dataset_path"), config.get("dataset_kwargs") or {}
     if not isinstance(kwargs, dict) or set(kwargs) - {"data_files", "trust_remote_code"}:
-        raise _stop(path, "dataset_kwargs", "only data_files (local files) can be imported")
+        raise stop(path, "dataset_kwargs", "only data_files (local files) can be imported")
     data: dict[str, Any] = {"local": None}  # the first key, as in harness's own task files
     adapter, renames, train = None, {}, splits["training_split"]
     if source == "json":
@@ -166,7 +228,7 @@ def _data(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str | Non
             if layout.files:
                 data["files"] = dict(layout.files)
     else:
-        raise _stop(path, "dataset_path", "is required (a hub dataset id, or json with dataset_kwargs.data_files)")
+        raise stop(path, "dataset_path", "is required (a hub dataset id, or json with dataset_kwargs.data_files)")
     data["eval_split"] = renames.get(eval_split, eval_split)
     data["demo_split"] = renames.get(demo_split, demo_split)
     if train:
@@ -178,177 +240,39 @@ def _data(path: Path, config: dict[str, Any]) -> tuple[dict[str, Any], str | Non
 
 def _data_files(path: Path, files: Any) -> tuple[str, dict[str, str]]:
     if not isinstance(files, dict) or not files or not all(isinstance(v, str) for v in files.values()):
-        raise _stop(path, "dataset_kwargs.data_files", "must map each split to one file")
+        raise stop(path, "dataset_kwargs.data_files", "must map each split to one file")
     resolved = {split: (path.parent / name).resolve() for split, name in files.items()}
     folders = {p.parent for p in resolved.values()}
     if len(folders) != 1:
-        raise _stop(path, "dataset_kwargs.data_files", "the files must share one folder")
+        raise stop(path, "dataset_kwargs.data_files", "the files must share one folder")
     return str(folders.pop()), {split: p.name for split, p in resolved.items()}
 
 
 # ---------------------------------------------------------------- metrics
 
 
-def _metrics(path: Path, config: dict[str, Any], kind: str) -> tuple[list[str], dict[str, Any]]:
+def _metrics(path: Path, config: dict[str, Any], kind: TaskKind) -> tuple[list[str], dict[str, Any]]:
     entries = config.get("metric_list")
     if entries is None:
-        return {"multiple_choice": ["acc"], "partial_scoring": ["acc"], "cloze": ["perplexity", "acc"], "perplexity":
-                ["word_perplexity", "byte_perplexity", "bits_per_byte"], "generate": ["exact_match"]}[kind], {}
+        return list(DEFAULT_METRICS[kind]), {}
     names, options = [], {}
     for i, entry in enumerate(entries if isinstance(entries, list) else [None]):
         metric = entry.get("metric") if isinstance(entry, dict) else None
         if isinstance(metric, FunctionRef) or not isinstance(metric, str):
-            raise _stop(path, f"metric_list[{i}]", f"needs a metric name, got {metric!r}")
+            raise stop(path, f"metric_list[{i}]", f"needs a metric name, got {metric!r}")
         if metric not in METRICS[kind]:
-            raise _stop(path, f"metric_list[{i}]", f"metric {metric!r} has no harness equivalent for {kind} "
-                        f"(those: {', '.join(sorted(METRICS[kind]))})")
+            raise stop(path, f"metric_list[{i}]", f"metric {metric!r} has no harness equivalent for {kind.value} "
+                       f"(those: {', '.join(sorted(METRICS[kind]))})")
         extra = set(entry) - {"metric", "aggregation", "higher_is_better", *MATCH_OPTIONS}
         if extra or (metric != "exact_match" and set(entry) & set(MATCH_OPTIONS)):
-            raise _stop(path, f"metric_list[{i}]", f"options {sorted(extra or set(entry) & set(MATCH_OPTIONS))} "
-                        f"of {metric} are not translated")
+            raise stop(path, f"metric_list[{i}]", f"options {sorted(extra or set(entry) & set(MATCH_OPTIONS))} "
+                       f"of {metric} are not translated")
         if metric == "exact_match":
             options = {k: entry[k] for k in MATCH_OPTIONS if k in entry and entry[k] not in (False, None, [])}
             if isinstance(options.get("regexes_to_ignore"), str):
                 options["regexes_to_ignore"] = [options["regexes_to_ignore"]]
         names.append(metric)
     return names, options
-
-
-# ---------------------------------------------------------------- prompt
-
-
-def _prompt(path: Path, config: dict[str, Any], kind: str) -> dict[str, Any]:
-    text, target, choice = config.get("doc_to_text"), config.get("doc_to_target"), config.get("doc_to_choice")
-    if kind == "perplexity":
-        raw = {"text": _template(path, "doc_to_target", target)}
-    elif kind == "partial_scoring":  # lm-eval's multiple input: doc_to_text gives the gold, the choices are contexts
-        raw = {"query": _Template("", ""), "choices": _choices(path, choice),
-               "target": _template(path, "doc_to_target", target), "answer": _template(path, "doc_to_text", text)}
-    else:
-        raw = {"query": _template(path, "doc_to_text", text)}
-        if kind == "multiple_choice":
-            raw["choices"] = _choices(path, choice)
-            raw["answer"] = _template(path, "doc_to_target", target)
-        else:
-            raw["target"] = _template(path, "doc_to_target", target)
-    prompt = _as_fields(raw)
-    if prompt is None:
-        prompt = {"template": "jinja"} | {key: value.jinja if isinstance(value, _Template) else [t.jinja for t in value]
-                                          for key, value in raw.items()}
-    if kind == "perplexity":
-        return prompt
-    if kind == "cloze":  # lm-eval's loglikelihood request is (context, target): no delimiter between them
-        prompt["target_delimiter"] = ""
-    elif "target_delimiter" in config:
-        prompt["target_delimiter"] = _plain(path, "target_delimiter", config["target_delimiter"])
-    if "fewshot_delimiter" in config:
-        prompt["demo_separator"] = _plain(path, "fewshot_delimiter", config["fewshot_delimiter"])
-    if kind == "generate":
-        prompt |= _generation(path, config)
-    if config.get("repeats", 1) != 1:
-        raise _stop(path, "repeats", "harness generates once per prompt (greedy)")
-    sampler = (config.get("fewshot_config") or {}).get("sampler", "default")
-    if sampler != "default":
-        raise _stop(path, "fewshot_config.sampler", f"{sampler!r}: harness samples demonstrations at random only")
-    return prompt
-
-
-class _Template:
-    """One lm-eval template: its Jinja text, and its $field form when it has one (None when it needs Jinja)."""
-
-    def __init__(self, jinja: str, fields: str | None):
-        self.jinja, self.fields = jinja, fields
-
-
-def _template(path: Path, key: str, value: Any) -> _Template:
-    if value is None:
-        raise _stop(path, key, "is required for this output_type")
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise _stop(path, key, f"must be a template string, a field name or an index, got {value!r}")
-    if isinstance(value, int):
-        return _Template(str(value), str(value))
-    if _FIELD.fullmatch(value):  # lm-eval reads a bare name as the document's field
-        return _Template("{{ " + value + " }}", "$" + value)
-    if error := jinja.syntax_error(value):
-        raise _stop(path, key, f"is not a valid Jinja template ({error})")
-    if construct := jinja.refused(value):
-        raise _stop(path, key, f"the Jinja sandbox refuses {construct}")
-    return _Template(value, _to_fields(value))
-
-
-def _to_fields(template: str) -> str | None:
-    """The $field form of a template whose only Jinja is `{{ name }}` placeholders, else None."""
-    rest = _PLACEHOLDER.sub("", template)
-    if any(mark in rest for mark in ("{{", "}}", "{%", "%}", "{#", "#}")):
-        return None
-    out, last = [], 0
-    for match in _PLACEHOLDER.finditer(template):
-        out += [template[last:match.start()].replace("$", "$$"), "${" + match[1] + "}"]
-        last = match.end()
-    out.append(template[last:].replace("$", "$$"))
-    return re.sub(r"\$\{(\w+)\}(?!\w)", r"$\1", "".join(out))
-
-
-def _choices(path: Path, value: Any) -> _Template | list[_Template]:
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, list):  # literal choices, never templates in lm-eval
-        if not value or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
-            raise _stop(path, "doc_to_choice", f"must list choice texts, got {value!r}")
-        return [_Template("{% raw %}" + str(v) + "{% endraw %}" if "{" in str(v) else str(v), str(v).replace("$", "$$"))
-                for v in value]
-    template = _template(path, "doc_to_choice", value)
-    names = _FIELD_LIST.fullmatch(template.jinja)
-    if names:  # {{[sol1, sol2]}}: one choice per field
-        return [_Template("{{ " + n.strip() + " }}", "$" + n.strip()) for n in names[1].split(",")]
-    return template
-
-
-def _as_fields(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """The prompt in $field templates, or None when any template needs Jinja."""
-    out = {}
-    for key, value in raw.items():
-        items = [value] if isinstance(value, _Template) else value
-        if any(t.fields is None for t in items):
-            return None
-        out[key] = value.fields if isinstance(value, _Template) else [t.fields for t in value]
-    return out
-
-
-def _generation(path: Path, config: dict[str, Any]) -> dict[str, Any]:
-    kwargs = dict(config.get("generation_kwargs") or {})
-    if kwargs.pop("do_sample", False) or kwargs.pop("temperature", 0.0) not in (0, 0.0, None):
-        raise _stop(path, "generation_kwargs", "sampling (do_sample, temperature > 0): harness decodes greedily")
-    until = kwargs.pop("until", [config.get("fewshot_delimiter", "\n\n")])
-    until = [until] if isinstance(until, str) else until
-    if not isinstance(until, list) or not all(isinstance(u, str) and u for u in until):
-        raise _stop(path, "generation_kwargs.until", f"must list non-empty stop strings, got {until!r}")
-    out = {"stop": until, "max_new_tokens": kwargs.pop("max_gen_toks", 256)}
-    if kwargs:
-        raise _stop(path, "generation_kwargs", f"options {sorted(kwargs)} are not translated")
-    return out | _filters(path, config.get("filter_list"))
-
-
-def _filters(path: Path, filters: Any) -> dict[str, Any]:
-    if filters is None:
-        return {}
-    if not isinstance(filters, list) or len(filters) != 1:
-        raise _stop(path, "filter_list", "harness scores one filter pipeline per task")
-    steps = [step.get("function") if isinstance(step, dict) else step for step in filters[0].get("filter", [])]
-    if steps == ["remove_whitespace", "take_first"]:
-        return {"filters": ["strip"]}
-    if steps == ["take_first"]:
-        return {}
-    raise _stop(path, "filter_list", f"filters {steps} are not translated (remove_whitespace, take_first are)")
-
-
-def _plain(path: Path, key: str, value: Any) -> str:
-    """A text lm-eval uses as is (a description with Jinja in it is rendered per document there: not imported)."""
-    if not isinstance(value, str):
-        raise _stop(path, key, f"must be a string, got {value!r}")
-    if "{{" in value or "{%" in value:
-        raise _stop(path, key, "is a Jinja template; harness's description and delimiters are plain text")
-    return value
 
 
 # ---------------------------------------------------------------- TOML out

@@ -2,6 +2,10 @@
 one split to new rows (it may add fields, or regroup rows as wikitext_documents does).
 
 All of them mirror the corresponding lm-evaluation-harness task code, so prompts match.
+
+PREPROCESSORS holds every TaskSpec.preprocess, each as (task, one split's rows) -> new rows: the CLEANUPS
+here (which task files may name; the rows alone decide) and BIG-bench's two, which read the meta file
+their TaskSpec was built from (bigbench.py, bigbench_generative.py set them; a task file cannot).
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ import re
 from collections.abc import Callable
 
 from harness.errors import HarnessError
+from harness.tasks import bigbench, bigbench_generative
+from harness.tasks.spec import TaskSpec
 
 Rows = list[dict]
+Preprocess = Callable[[TaskSpec, Rows], Rows]  # (the task, one split's rows) -> new rows
 
 
 def lambada(rows: Rows) -> Rows:
@@ -146,7 +153,7 @@ def squadv2(rows: Rows) -> Rows:
 
 
 # lm-eval tasks imported with `harness import-lmeval` read the hub's fields; these give the data dir's rows those
-# fields (rows that already have them, from the hub, pass unchanged). The table is lmeval_yaml.LOCAL_LAYOUTS.
+# fields (rows that already have them, from the hub, pass unchanged). The table is lmeval_import.LOCAL_LAYOUTS.
 
 
 def _label_indices(rows: Rows, names: tuple[str, ...], task: str) -> Rows:
@@ -198,7 +205,7 @@ def lmeval_translation(rows: Rows) -> Rows:
             row | {"translation": {k: v for k, v in row.items() if k != "id" and isinstance(v, str)}} for row in rows]
 
 
-PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
+CLEANUPS: dict[str, Callable[[Rows], Rows]] = {  # the names a task file may give
     "lambada": lambada,
     "hellaswag": hellaswag,
     "arc": arc,
@@ -213,3 +220,16 @@ PREPROCESSORS: dict[str, Callable[[Rows], Rows]] = {
     "lmeval_translation": lmeval_translation,
 }
 
+
+def _rows_only(cleanup: Callable[[Rows], Rows]) -> Preprocess:
+    def run(task: TaskSpec, rows: Rows) -> Rows:
+        return cleanup(rows)
+
+    return run
+
+
+PREPROCESSORS: dict[str, Preprocess] = {
+    **{name: _rows_only(cleanup) for name, cleanup in CLEANUPS.items()},
+    bigbench.PREPROCESS: bigbench.bigbench_preprocess,
+    bigbench_generative.PREPROCESS: bigbench_generative.generative_preprocess,
+}

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.metrics import METRICS
 from harness.records import MatchOptions, TaskKind
 
 
@@ -34,6 +35,7 @@ class DataSpec:
     demo_split: str | None  # falls back to eval_split (the example itself always excluded)
     files: dict[str, str] = field(default_factory=dict)  # split -> file name, default <split>.jsonl
     train_split: str | None = None  # labelled examples for the FT setting; None: FT not available
+    demos_from_eval: bool = False  # no demo_split by design (BIG-bench draws from the other examples): no warning
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class TaskSpec:
     data: DataSpec
     prompt: PromptSpec
     match: MatchOptions = MatchOptions()  # [metric_options.exact_match]
+
+    @property
+    def needs_unconditional(self) -> bool:
+        """Some metric of the task compares with the choice's log-likelihood after the prefix token alone."""
+        return any(METRICS[m].needs_unconditional for m in self.metrics if m in METRICS)
 
     def templates(self) -> dict[str, str]:
         """Every template of the task by its key, for field checks."""

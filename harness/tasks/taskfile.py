@@ -1,7 +1,7 @@
 """The strict loader for tasks/*.toml: TOML in, a checked TaskSpec out. Every error names the file and the key.
 
 A task file is data: TOML with `$field` templates (string.Template) and, where Python cleanup is
-needed, the name of a function from harness.tasks.preprocess.PREPROCESSORS. Which prompt keys a kind
+needed, the name of a function from harness.tasks.preprocess.CLEANUPS. Which prompt keys a kind
 requires and allows, and its default metrics, come from its record in kinds.py.
 """
 
@@ -18,7 +18,7 @@ from harness.metrics import METRICS
 from harness.records import MatchOptions, TaskKind
 from harness.tasks import jinja
 from harness.tasks.kinds import KINDS
-from harness.tasks.preprocess import PREPROCESSORS
+from harness.tasks.preprocess import CLEANUPS
 from harness.tasks.spec import DataSpec, Filter, PromptSpec, TaskSpec
 from harness.tasks.templates import template_problem, where as key_where
 
@@ -159,8 +159,8 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
             raise where.error("metrics", f"{name} {rules.refused_metrics[name]}")
     if spec.match != MatchOptions() and "exact_match" not in spec.metrics:
         raise where.error("metric_options.exact_match", "is given but metrics does not list exact_match")
-    if spec.preprocess and spec.preprocess not in PREPROCESSORS:
-        raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, PREPROCESSORS)))
+    if spec.preprocess and spec.preprocess not in CLEANUPS:
+        raise where.error("preprocess", str(unknown("preprocess function", spec.preprocess, CLEANUPS)))
     for key, template in spec.templates().items():
         if spec.prompt.template == jinja.JINJA:
             if error := jinja.syntax_error(template):

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import say
-from harness.records import Rendered, Setting, TaskKind
+from harness.records import Rendered, Setting
 from harness.tasks.catalog import resolve_task
 from harness.tasks.data import Split, load_split, load_task_data, local_file, resolve_data_dir
-from harness.tasks.kinds import alternatives, gold_pair, render, without_demonstrations
+from harness.tasks.kinds import alternatives, describe_gold, gold_pair, render, without_demonstrations
 from harness.tasks.prompts import build_prompt
 from harness.tasks.spec import TaskSpec
 
@@ -42,7 +42,7 @@ def validate(name: str, data_dir: Path | None, show: Callable[[str], None] = pri
         show(f"checked: all {len(split.examples)} examples of split {split.name!r} render")
     example = data.eval.examples[0]
     k = 0 if len(data.demos.examples) < 3 or without_demonstrations(task.kind) else 1
-    prompt = build_prompt(task, example, Setting.OS if k else Setting.ZS, k, 0, data.demos.examples, lambda ex: rendered[ex.id])
+    prompt = build_prompt(task, example, Setting.ONE_SHOT if k else Setting.ZS, k, 0, data.demos.examples, lambda ex: rendered[ex.id])
     text = prompt.text
     if len(text) > SHOWN_CHARACTERS:
         text = text[:SHOWN_CHARACTERS] + f" [... {len(text) - SHOWN_CHARACTERS} more characters]"
@@ -52,7 +52,7 @@ def validate(name: str, data_dir: Path | None, show: Callable[[str], None] = pri
     for extra, cont in alternatives(task, r):
         mark = "   <- gold" if (extra, cont) == gold else ""
         show(f"--- {'context + ' + repr(extra) + ', ' if extra else ''}continuation: {cont!r}{mark}")
-    show(f"--- gold: {_gold(task, r)}")
+    show(f"--- gold: {describe_gold(task, r)}")
 
 
 def _splits(task: TaskSpec, data, data_dir: Path | None, show: Callable[[str], None]) -> list[Split]:
@@ -67,15 +67,3 @@ def _splits(task: TaskSpec, data, data_dir: Path | None, show: Callable[[str], N
         else:
             splits.append(load_split(task, train, data_dir))
     return splits
-
-
-def _gold(task: TaskSpec, r: Rendered) -> str:
-    match task.kind:
-        case TaskKind.MULTIPLE_CHOICE | TaskKind.PARTIAL_SCORING:
-            return f"choice {r.gold} of {len(r.choices)}: {r.choices[r.gold]!r}"
-        case TaskKind.CLOZE:
-            return f"target {r.target!r}"
-        case TaskKind.GENERATE:
-            return f"target {r.target!r}" + (f" (references: {list(r.references)})" if len(r.references) > 1 else "")
-        case TaskKind.PERPLEXITY:
-            return "none (perplexity over the document)"

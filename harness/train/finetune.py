@@ -35,6 +35,7 @@ from harness.config import FinetuneConfig
 from harness.tasks.data import Split, load_split, local_file
 from harness.errors import HarnessError
 from harness.files import atomic_folder
+from harness.lineage import Lineage, OverlapFound, TrainUse
 from harness.models import scoring
 from harness.models.base import LanguageModel, Trainable
 from harness.train.overlap import EvalIndex, Hit
@@ -197,7 +198,7 @@ def checkpoint_folder(root: Path, spec: TaskSpec, ident: dict) -> Path:
 
 
 def finetune(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig,
-             out: Path) -> dict:
+             out: Path) -> Lineage:
     """Fine-tune a copy of `model` (a Trainable) on the task and write `out`; returns the lineage, whose
     "model" is the --model name that loads `out` with the base model's backend.
 
@@ -216,38 +217,38 @@ def finetune(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluatio
     module = copy.deepcopy(model.module).float()  # trained in fp32 whatever --dtype scores in
     losses = train(module, rows, config, desc=f"finetune {spec.name} ({len(rows)} examples)")
     tail = losses[-max(1, len(losses) // 10) :]
-    lineage = {
-        "identity": ident,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "base_model": {"name": model.name, "source": model.source, "backend": model.backend},
-        "task": {"name": spec.name, "file": str(spec.path), "sha256": spec.sha256},
-        "train": {"split": train_split.name, "source": train_split.source, "sha256": train_split.sha256,
-                  "available": len(train_split.examples), "used": len(rows), "example_ids": [e.id for e in examples]},
-        "overlap": {"eval_split": evaluation.name, "eval_examples": len(evaluation.examples), "checked": "exact and 13-gram",
-                    "found": len(hits), "action": "kept (forced)" if config.force else "dropped from training",
-                    "hits": [dataclasses.asdict(h) for h in hits]},
-        "steps": len(losses), "answer_tokens": sum(len(r.targets) for r in rows),
-        "loss": [round(x, 5) for x in losses], "final_loss": sum(tail) / len(tail),
-        "seconds": round(time.time() - started, 1), "model": model.loadable_name(out),
-    }
+    lineage = Lineage(
+        identity=ident, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        base_model={"name": model.name, "source": model.source, "backend": model.backend},
+        task={"name": spec.name, "file": str(spec.path), "sha256": spec.sha256},
+        train=TrainUse(split=train_split.name, source=train_split.source, sha256=train_split.sha256,
+                       available=len(train_split.examples), used=len(rows), example_ids=tuple(e.id for e in examples)),
+        overlap=OverlapFound(eval_split=evaluation.name, eval_examples=len(evaluation.examples),
+                             checked="exact and 13-gram", found=len(hits),
+                             action="kept (forced)" if config.force else "dropped from training",
+                             hits=tuple(dataclasses.asdict(h) for h in hits)),
+        steps=len(losses), answer_tokens=sum(len(r.targets) for r in rows), loss=tuple(round(x, 5) for x in losses),
+        final_loss=sum(tail) / len(tail), seconds=round(time.time() - started, 1), model=model.loadable_name(out),
+    )
     _save(module, model, out, lineage)
     return lineage
 
 
-def _reuse(out: Path, ident: dict) -> dict:
+def _reuse(out: Path, ident: dict) -> Lineage:
     path = out / LINEAGE
     if not path.is_file():
         raise HarnessError(f"{out} exists and is not a fine-tuned model folder (no {LINEAGE}); remove it or choose another")
-    lineage = json.loads(path.read_text())
-    if lineage.get("identity") != ident:
+    document = json.loads(path.read_text())
+    if document.get("identity") != ident:
         raise HarnessError(f"{out} holds a fine-tuning of other inputs (see its {LINEAGE}); remove it or choose another")
-    print(f"[harness] FT {lineage['task']['name']}: reusing {out} (trained on {lineage['train']['used']} examples)",
+    lineage = Lineage.from_json(document)
+    print(f"[harness] FT {lineage.task['name']}: reusing {out} (trained on {lineage.train.used} examples)",
           file=sys.stderr)
     return lineage
 
 
-def _save(module, model: Trainable, out: Path, lineage: dict) -> None:
+def _save(module, model: Trainable, out: Path, lineage: Lineage) -> None:
     """Model + tokenizer (the backend's folder) + lineage.json, written atomically (files.atomic_folder)."""
     with atomic_folder(out) as tmp:
         model.save(module, tmp)
-        (tmp / LINEAGE).write_text(json.dumps(lineage, indent=1) + "\n")
+        (tmp / LINEAGE).write_text(json.dumps(lineage.to_json(), indent=1) + "\n")

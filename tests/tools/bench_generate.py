@@ -39,6 +39,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from harness.files import user_cache  # noqa: E402
 from harness.models import reference  # noqa: E402
 from harness.models.generation import context_ids, cut_at_stop  # noqa: E402
 from harness.models.gpt import AttentionImpl  # noqa: E402
@@ -46,7 +47,7 @@ from harness.models.hf import HFModel, default_batch_tokens  # noqa: E402
 from harness.records import GenerateRequest  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-SMOLLM2 = Path.home() / ".cache" / "harness" / "models" / "smollm2-135m"
+SMOLLM2 = user_cache() / "models" / "smollm2-135m"
 
 
 def read_jsonl(path: Path, n: int) -> list[dict]:

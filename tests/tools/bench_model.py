@@ -37,7 +37,7 @@ def build_requests(model, tasks: list[str], limit: int) -> list:
 
     config = RunConfig(tasks=tuple(tasks), settings=(Setting.ZS,), limit=limit)
     prepared = [fit(t, model) for t in prepare(config)]
-    return [r for t in prepared for p, rendered in t.prompts for r in requests_for(t.spec, p, rendered, False)
+    return [r for t in prepared for p, rendered in t.prompts for r in requests_for(t.spec, p, rendered)
             if hasattr(r, "continuation")]
 
 

@@ -59,7 +59,7 @@ def build_requests(model: HFModel, task: str, setting: Setting, shots: int, n: i
 
     config = RunConfig(tasks=(task,), settings=(setting,), shots=(shots or 5,), limit=n)
     (prepared,) = [fit(t, model) for t in prepare(config)]
-    return [r for p, rendered in prepared.prompts for r in requests_for(prepared.spec, p, rendered, False)]
+    return [r for p, rendered in prepared.prompts for r in requests_for(prepared.spec, p, rendered)]
 
 
 def model_inputs(model: HFModel, requests) -> list[scoring.ModelInput]:

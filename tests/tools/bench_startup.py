@@ -33,7 +33,7 @@ STEPS = {  # label -> (file suffix, function name) in the profile
     "execute (result cache)": ("harness/execution/executor.py", "execute"),
     "score": ("harness/score.py", "score_task"),
     "write run folder": ("harness/reporting/results.py", "write_run"),
-    "  report figures (matplotlib)": ("harness/reporting/plots.py", "_pyplot"),
+    "  report figures (matplotlib)": ("harness/reporting/plots.py", "pyplot"),
 }
 
 

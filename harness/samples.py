@@ -16,11 +16,16 @@ keys present.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 PerExample = float | list[float]  # one metric's per-example value: a scalar, or a row of sums' terms
+
+
+def argmax(values: Sequence[float]) -> int:
+    """The index of the largest value, the first of equal maxima (as numpy.argmax)."""
+    return max(range(len(values)), key=values.__getitem__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +73,7 @@ class ChoiceAnswer:
 
     def agrees(self, lls: tuple[float, ...], greedy: tuple[bool, ...], tolerance: float) -> bool:
         """The same decision as another scorer's log-likelihoods of the same choices (the argmax)."""
-        return max(range(len(self.logprobs)), key=self.logprobs.__getitem__) == max(range(len(lls)), key=lls.__getitem__)
+        return argmax(self.logprobs) == argmax(lls)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,7 @@ from harness.errors import HarnessError
 from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
                              GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind,
                              Result, RollingRequest, TaskKind)
-from harness.samples import ANSWERS, Answer, ChoiceAnswer, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample
+from harness.samples import ANSWERS, Answer, ChoiceAnswer, argmax, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample
 from harness.tasks.filters import apply_filters
 from harness.tasks.spec import TEXT_REFERENCE_METRICS, TaskSpec
 from harness.tasks.templates import choices_of, fill, gold_of, references_of
@@ -194,9 +194,8 @@ def count_words(text: str) -> int:
 
 
 def _choice_sample(o: ChoiceOutcome) -> ChoiceAnswer:
-    prediction = max(range(len(o.logprobs)), key=o.logprobs.__getitem__)  # the first of equal maxima, as argmax
     return ChoiceAnswer(choices=o.choices, gold=o.gold, logprobs=o.logprobs, greedy=o.greedy, n_tokens=o.n_tokens,
-                        prediction=prediction, unconditional=o.unconditional, truncated=o.truncated)
+                        prediction=argmax(o.logprobs), unconditional=o.unconditional, truncated=o.truncated)
 
 
 def _cloze_sample(o: ClozeOutcome) -> ClozeAnswer:

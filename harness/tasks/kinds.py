@@ -28,7 +28,8 @@ from harness.errors import HarnessError
 from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
                              GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind,
                              Result, RollingRequest, TaskKind)
-from harness.samples import ANSWERS, Answer, ChoiceAnswer, argmax, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample
+from harness.samples import (ANSWERS, Answer, ChoiceAnswer, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample,
+                             argmax)
 from harness.tasks.filters import apply_filters
 from harness.tasks.spec import TEXT_REFERENCE_METRICS, TaskSpec
 from harness.tasks.templates import choices_of, fill, gold_of, references_of

@@ -8,6 +8,10 @@ Importing harness does not import torch or transformers; the model backends impo
 
 __version__ = "0.1.0"
 
+from harness import invariance as _invariance  # noqa: E402  before torch: MKL's rounding mode (invariance.py)
+
+_invariance.prepare()
+
 
 def evaluate(*args, **kwargs):
     """Evaluate a model and return the long pandas table; see harness.pipeline.evaluate."""

@@ -179,11 +179,16 @@ def test_pack_layout():
     rows = [scoring.ModelInput((1, 2, 3, 4, 5), (4, 5, 6), 0), scoring.ModelInput((1, 2, 3), (9,), 0),
             scoring.ModelInput((1, 2, 3, 7), (7, 8), 0), scoring.ModelInput((5, 3, 7), (7, 8), 0)]
     first, other = packing.pack(rows, row_limit=100)
-    assert first.ids == (1, 2, 3, 4, 5, 7) and first.positions == (0, 1, 2, 3, 4, 3) and first.shared == 3
-    assert [first.scored_columns(b) for b in first.branches] == [[2, 3, 4], [2], [2, 5]]
-    assert first.segments() == [0, 0, 0, 1, 1, 3]
+    # the third branch starts ALIGN columns after the second (which ends at 5): gap columns are id 0, position 0
+    gap = packing.ALIGN + 3 - 5
+    assert first.ids == (1, 2, 3, 4, 5, *[0] * gap, 7) and first.shared == 3
+    assert first.positions == (0, 1, 2, 3, 4, *[0] * gap, 3)
+    last = 5 + gap
+    assert last % packing.ALIGN == first.shared % packing.ALIGN
+    assert [first.scored_columns(b) for b in first.branches] == [[2, 3, 4], [2], [2, last]]
+    assert first.segments() == [0, 0, 0, 1, 1, *[-1] * gap, 3]
     assert other.ids == (5, 3, 7) and not packing.is_tree(other)
     allowed = packing.tree_mask(torch.tensor([first.segments()]))[0]  # (W, W)
-    assert allowed[5].tolist() == [True, True, True, False, False, True]  # branch 3 sees the context and itself
+    assert [j for j in range(len(first.ids)) if allowed[last, j]] == [0, 1, 2, last]  # the context and itself
     assert [len(p.branches) for p in packing.pack(rows, row_limit=5)] == [2, 1, 1]  # the limit splits a context's branches
     assert fastpath.PackMode("tree-mask") is PackMode.TREE

@@ -107,3 +107,23 @@ def test_cuda_run_records_peak_cuda_memory(task_env, tiny_gpt2_dir, tmp_path, mo
     memory = json.loads((tmp_path / "results" / "r" / "run.json").read_text())["memory"]
     assert memory["cuda_mib"] > 0
     assert "MiB CUDA at most allocated by torch" in (tmp_path / "results" / "r" / "report.md").read_text()
+
+
+def test_batch_budgets_change_no_prediction_on_cuda(model_name, capsys):
+    """Issue 21 on a GPU: the same requests under three batch budgets. Predictions (the highest log-likelihood
+    continuation of each context) must agree; log-likelihoods that differ in any bit are counted and printed,
+    because cuBLAS may pick its kernel by a product's row count (invariance.py)."""
+    runs = {budget: load_model(model_name, "cuda", budget).loglikelihood(REQUESTS) for budget in (1024, 8192, 32768)}
+    base = runs[1024]
+
+    def predictions(results):
+        return [max(range(len(CONTINUATIONS)), key=lambda j: results[f"r{i}-{j}"].logprob)
+                for i in range(len(CONTEXTS))]
+
+    for budget, results in runs.items():
+        differ = sum(results[k].logprob != base[k].logprob for k in base)
+        with capsys.disabled():
+            print(f"\n{model_name} budget {budget}: {differ} of {len(base)} log-likelihoods differ in some bit "
+                  f"from budget 1024; predictions equal: {predictions(results) == predictions(base)}")
+        assert predictions(results) == predictions(base)
+        assert torch.backends.cudnn.deterministic

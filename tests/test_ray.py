@@ -23,18 +23,17 @@ from harness.records import RequestKind, Setting
 from tests.conftest import CLOZE_ROWS, MC_ROWS, TOY_CLOZE, TOY_DOCS, TOY_GEN, TOY_MC, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-STRICT = "AUTO,STRICT"
 FILES = ("scores.csv", "samples.jsonl", "report.md")
 
 
 @pytest.fixture(scope="session")
 def cluster():
     """A real one-machine cluster with 2 CPUs, shared by every test here; its GCS address. Its workers
-    (1 thread each) and the local runs (2 threads, in subprocesses) use MKL's thread-invariant rounding."""
+    (1 thread each) and the local runs (2 threads, in subprocesses) set no variable: harness asks MKL for
+    thread-invariant rounding itself (invariance.py)."""
     ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'harness[ray]' (CI installs it)")
     if ray.is_initialized():
         ray.shutdown()
-    os.environ["MKL_CBWR"] = STRICT  # inherited by the cluster's processes; this one's MKL may have started
     ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False, configure_logging=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -95,9 +94,9 @@ sys.exit(main(sys.argv[2:]))
 
 
 def harness_run(argv: list[str], die_after: int = 0) -> subprocess.CompletedProcess:
-    """`harness run argv` in a fresh process (MKL strict from its start), killed after `die_after` cache saves."""
+    """`harness run argv` in a fresh process, killed after `die_after` cache saves."""
     return subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), str(die_after), *argv], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False, env=os.environ | {"MKL_CBWR": STRICT})
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def files(toy, out: str) -> dict[str, bytes]:
@@ -133,14 +132,16 @@ def run_ray(argv: list[str], **hooks):
     return ray_executor
 
 
-def test_a_ray_run_gives_the_bytes_of_a_local_run(cluster, toy, tiny_gpt2_dir, small):
-    argv = args(toy, tiny_gpt2_dir, "ray_plain", "--executor", "ray", "--workers", "2")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_ray_run_gives_the_bytes_of_a_local_run(cluster, toy, tiny_gpt2_dir, small, workers):
+    out = f"ray_plain{workers}"
+    argv = args(toy, tiny_gpt2_dir, out, "--executor", "ray", "--workers", str(workers))
     layout = plan_shards(argv)
     assert len(layout) > 4 and len({s.kind for s in layout}) == 3  # loglikelihood, rolling, generate
     ran = run_ray(argv)
     assert sorted(r.shard for r in ran.runs) == sorted(s.name for s in layout)
-    assert len({r.pid for r in ran.runs}) == 2  # both workers took part
-    assert files(toy, "ray_plain") == files(toy, "local")
+    assert len({r.pid for r in ran.runs}) == workers  # every worker took part
+    assert files(toy, out) == files(toy, "local")
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_nothing_changes(cluster, toy, tiny_gpt2_dir, small, capfd):

@@ -59,12 +59,15 @@ def test_probe_stops_climbing_after_its_time_limit():
     assert probe.pick(rates, fallback=256) == 1024
 
 
-def test_probe_cut_short_early_keeps_the_default_and_caches_nothing(tmp_path):
+def test_probe_cut_short_early_keeps_the_default_and_caches_it_so_the_next_run_does_not_probe(tmp_path):
     path = tmp_path / "batch-tokens.json"
     timer = FakeTimer({256: 1 / 10, 512: 1 / 20, 1024: 1 / 40})  # a busy machine: 77 s for the first budget
     choice = probe.choose("k", path, timer.run_pass, (256, 512, 1024), 1024, timer.clock)
     assert (choice.batch_tokens, choice.how) == (1024, "default (probe cut short: machine busy)")
-    assert timer.passes == [256, 256, 256] and not path.exists()
+    assert timer.passes == [256, 256, 256]
+    again = probe.choose("k", path, timer.run_pass, (256, 512, 1024), 1024, timer.clock)
+    assert (again.batch_tokens, again.how) == (1024, "cached (an earlier probe was cut short: machine busy)")
+    assert timer.passes == [256, 256, 256]  # no second probe
 
 
 def test_probe_stops_at_the_first_budget_out_of_memory():

@@ -23,6 +23,7 @@ from pathlib import Path
 from harness.errors import HarnessError, first_line, suggest
 from harness.execution.plan import Unit
 from harness.files import CACHE_ENV, RESULT_CACHE_ENV, check_writable
+from harness.invariance import ENGINE  # the scoring engine that made a result is part of its key
 from harness.records import GenerateResult, LoglikelihoodResult, RequestKind, Result, RollingResult
 
 SCHEMA = 4  # bump when a result record or the content key changes: older entries are then not reused
@@ -81,7 +82,7 @@ class ResultCache:
             raise HarnessError(f"result cache {path}: cannot open it ({first_line(e)}); {_ADVICE}") from None
 
     def key(self, unit: Unit) -> str:
-        return hashlib.sha256(f"{SCHEMA}|{self.fingerprint}|{unit.key}".encode()).hexdigest()
+        return hashlib.sha256(f"{SCHEMA}|{ENGINE}|{self.fingerprint}|{unit.key}".encode()).hexdigest()
 
     def get(self, units: Sequence[Unit]) -> dict[str, Result]:
         """Cached results by unit key, for the units that have one."""

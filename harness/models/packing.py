@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from harness.models.scoring import ModelInput, per_request
+from harness.models.scoring import ALIGN, HEAD_ROWS, ModelInput, aligned, per_request
 
 HEAD_CHUNK = 1024  # scored positions per LM-head matmul: bounds the (N, V) fp32 logits at ~200 MB
 
@@ -50,9 +50,10 @@ class PackedRow:
         return [self.shared - 1, *range(branch.start, branch.start + branch.length)]
 
     def segments(self) -> list[int]:
-        out = [0] * self.shared
+        """Per column: 0 for the context, k for branch k's suffix, -1 for the alignment gaps."""
+        out = [0] * self.shared + [-1] * (len(self.ids) - self.shared)
         for k, branch in enumerate(self.branches, start=1):
-            out += [k] * branch.length
+            out[branch.start : branch.start + branch.length] = [k] * branch.length
         return out
 
 
@@ -68,7 +69,9 @@ def split(row: ModelInput) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def pack(rows: Sequence[ModelInput], row_limit: int) -> list[PackedRow]:
     """Rows sharing the same context ids are packed together, branches in request order, a packed row
-    growing up to row_limit columns (a row holds its context and at least one branch)."""
+    growing up to row_limit columns (a row holds its context and at least one branch). A branch starts a
+    multiple of ALIGN columns after the context's end, padding before it, so its numbers never depend on
+    the branches that share its row."""
     groups: dict[tuple[int, ...], list[tuple[int, tuple[int, ...]]]] = {}
     for i, row in enumerate(rows):
         shared, suffix = split(row)
@@ -77,9 +80,12 @@ def pack(rows: Sequence[ModelInput], row_limit: int) -> list[PackedRow]:
     for shared, members in groups.items():
         ids, positions, branches = list(shared), list(range(len(shared))), []
         for i, suffix in members:
-            if branches and len(ids) + len(suffix) > row_limit:
+            gap = (len(shared) - len(ids)) % ALIGN if suffix else 0
+            if branches and len(ids) + gap + len(suffix) > row_limit:
                 packed.append(PackedRow(tuple(ids), tuple(positions), len(shared), tuple(branches)))
-                ids, positions, branches = list(shared), list(range(len(shared))), []
+                ids, positions, branches, gap = list(shared), list(range(len(shared))), [], 0
+            ids += [0] * gap
+            positions += [0] * gap
             branches.append(Branch(i, len(ids), len(suffix), rows[i].targets))
             ids += suffix
             positions += range(len(shared), len(shared) + len(suffix))
@@ -120,7 +126,7 @@ def tensors(chunk: Sequence[PackedRow]) -> Tensors:
     """Model inputs for a batch of packed rows, and the (row, column, target) of every scored position."""
     import torch
 
-    width = max(len(r.ids) for r in chunk)
+    width = aligned(max(len(r.ids) for r in chunk))
     ids = torch.zeros(len(chunk), width, dtype=torch.long)  # (B, W)
     positions = torch.zeros(len(chunk), width, dtype=torch.long)  # (B, W)
     segment = torch.full((len(chunk), width), -1, dtype=torch.long)  # (B, W), -1 = padding
@@ -132,7 +138,7 @@ def tensors(chunk: Sequence[PackedRow]) -> Tensors:
         for branch in row.branches:
             where += [(b, col) for col in row.scored_columns(branch)]
             targets += branch.targets
-    allowed = tree_mask(segment) if any(is_tree(r) for r in chunk) else None
+    allowed = tree_mask(segment)  # always a mask: a causal-only kernel would round differently than this one
     index = torch.tensor(where, dtype=torch.long).reshape(-1, 2)  # (N, 2)
     return Tensors(ids, positions, allowed, index[:, 0], index[:, 1], torch.tensor(targets, dtype=torch.long))
 
@@ -165,7 +171,8 @@ def score_packed(
         picked = hidden[t.rows.to(hidden.device), t.columns.to(hidden.device)]  # (N, C)
         token_lp, greedy = head_scores(picked, t.targets.to(hidden.device), head)  # (N,), (N,)
         branches = [branch for row in chunk for branch in row.branches]
-        for branch, score in zip(branches, per_request(token_lp, greedy, [len(b.targets) for b in branches]), strict=True):
+        scores = per_request(token_lp, greedy, [len(b.targets) for b in branches])
+        for branch, score in zip(branches, scores, strict=True):
             out[branch.request] = score
     assert all(s is not None for s in out)
     return out  # type: ignore[return-value]
@@ -177,8 +184,11 @@ def head_scores(hidden, targets, head: Head):
 
     lps, greedy = [], []
     for start in range(0, hidden.shape[0], HEAD_CHUNK):
-        logits = head(hidden[start : start + HEAD_CHUNK]).float()  # (n, V)
+        rows = hidden[start : start + HEAD_CHUNK]  # (n, C)
         target = targets[start : start + HEAD_CHUNK]  # (n,)
+        pad = max(0, HEAD_ROWS - rows.shape[0])
+        logits = head(torch.cat([rows, rows.new_zeros(pad, rows.shape[1])]) if pad else rows)[: rows.shape[0]]
+        logits = logits.float()  # (n, V)
         logprobs = torch.log_softmax(logits, dim=-1)  # (n, V)
         lps.append(logprobs.gather(1, target[:, None])[:, 0].double())  # (n,)
         greedy.append(logits.argmax(dim=-1) == target)  # (n,)

@@ -8,7 +8,8 @@ model runs a few forward passes on synthetic tokens at growing budgets (`CPU_CAN
 `MARGIN` of the best tokens per second: a smaller batch wastes less padding on real, uneven rows. The climb
 stops at the first budget clearly slower than the best so far, or that runs out of memory, or once the
 probe has taken `TIME_LIMIT` seconds; a probe cut short before it measured `ENOUGH` budgets (a machine
-too busy to measure) keeps the device's default for this run and caches nothing. The choice is kept in
+too busy to measure) keeps the device's default and caches that, so later runs do not probe again (the
+budget changes speed only: the scoring engine's numbers do not depend on it). The choice is kept in
 <cache dir>/batch-tokens.json under the model's shape (class, parameter names and shapes: a fine-tuned
 checkpoint reuses its base's choice), the device, the dtype and the number of torch threads;
 `--batch-tokens N` skips all of this.
@@ -119,18 +120,23 @@ def choose(key: str, path: Path, run_pass: Callable[[int], None], budgets: Seque
     """The cached budget for `key`, else a probe's pick (then cached)."""
     entry = read_cache(path).get(key)
     if isinstance(entry, dict) and isinstance(entry.get("batch_tokens"), int) and entry["batch_tokens"] > 0:
-        return Choice(entry["batch_tokens"], "cached", {})
+        how = "cached (an earlier probe was cut short: machine busy)" if entry.get("cut_short") else "cached"
+        return Choice(entry["batch_tokens"], how, {})
     rates, cut_short = measure(run_pass, budgets, clock, out_of_memory)
-    if cut_short and len(rates) < ENOUGH:
+    if cut_short and len(rates) < ENOUGH:  # cached as such: the budget changes speed only, never a number
+        write_cache(path, key, {"batch_tokens": fallback, "cut_short": True,
+                                "tokens_per_second": {str(b): round(r, 1) for b, r in rates.items()}})
         return Choice(fallback, "default (probe cut short: machine busy)", rates)
     chosen = pick(rates, fallback)
     if rates:
-        write_cache(path, key, {"batch_tokens": chosen, "tokens_per_second": {str(b): round(r, 1) for b, r in rates.items()}})
+        write_cache(path, key, {"batch_tokens": chosen,
+                                "tokens_per_second": {str(b): round(r, 1) for b, r in rates.items()}})
     return Choice(chosen, "probed", rates)
 
 
 def synthetic_ids(budget: int, vocab: int, max_width: int):
-    """(rows, width) token ids filling `budget`, rows no wider than max_width, deterministic, spread over the vocabulary."""
+    """(rows, width) token ids filling `budget`, rows no wider than max_width, deterministic, spread over the
+    vocabulary."""
     import torch
 
     width = min(budget, ROW_WIDTH, max_width)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from harness import invariance
 from harness.config import DType, RunConfig
 from harness.errors import HarnessError, suggest, unknown
 from harness.files import user_cache
@@ -206,6 +207,8 @@ def load_model(options: LoadOptions | str, *args, **kwargs) -> LanguageModel:
     fields after it, is short for LoadOptions(name, ...): for scripts and the Python API."""
     if not isinstance(options, LoadOptions):
         options = LoadOptions(options, *args, **kwargs)
+    if options.device.startswith("cuda"):
+        invariance.deterministic_cuda()
     return options.model.backend.load(options.model.spec, options)
 
 

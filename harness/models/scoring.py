@@ -12,6 +12,20 @@ from dataclasses import dataclass
 
 Encode = Callable[[str], list[int]]
 
+# Batch invariance (DESIGN.md rule 12): a vectorised reduction over keys (softmax sums, probs @ V) adds a
+# column's term into the lane its column number picks, so a branch gives the same bits wherever it sits
+# only when it starts ALIGN columns apart from where it would stand alone, and a row's padded width is a
+# multiple of ALIGN (masked columns add exact zeros). 16 fp32 lanes is AVX-512's width (AVX2's 8 divides
+# it). Matrix products with fewer than HEAD_ROWS rows take another kernel (gemv), so the head pads to it.
+# packing.py places branches by ALIGN; the right-padded path pads its rows' width the same way.
+ALIGN = 16
+HEAD_ROWS = 16
+
+
+def aligned(n: int) -> int:
+    """n rounded up to a multiple of ALIGN."""
+    return -(-n // ALIGN) * ALIGN
+
 
 @dataclass(frozen=True)
 class TokenPair:
@@ -67,12 +81,15 @@ def model_input(pair: TokenPair, max_length: int) -> ModelInput:
     return ModelInput(full[:-1], full[len(full) - n_scored :], truncated)
 
 
-def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int) -> list[TokenPair]:
-    """Disjoint windows covering every token once, each with as much left context as fits.
+def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int, stride: int = 0) -> list[TokenPair]:
+    """Windows covering every token once, each with as much left context as fits.
 
     The first window predicts tokens[:max_length] after the end-of-text token; each later window
-    predicts the next max_length tokens (fewer at the end) after the tokens that precede them.
+    predicts the next `stride` tokens (fewer at the end) after the tokens that precede them, filling
+    the input to max_length. stride 0 (or >= max_length): disjoint windows of max_length (lm-eval's);
+    a smaller stride overlaps the windows, so every later token sees >= max_length - stride context.
     """
+    step = min(stride, max_length) if stride > 0 else max_length
     tokens = tuple(tokens)
     if not tokens:
         return []
@@ -80,7 +97,7 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int) -
     windows = [TokenPair((prefix_token,), tokens[:first])]
     predicted = first
     while predicted < len(tokens):
-        n = min(len(tokens) - predicted, max_length)
+        n = min(len(tokens) - predicted, step)
         end = predicted + n
         context = tokens[end - max_length - 1 : end - n]  # fills the input to max_length tokens
         windows.append(TokenPair(context, tokens[end - n : end]))
@@ -154,13 +171,15 @@ def forward_scored(model, rows: Sequence[ModelInput], can_keep: bool):
     every position when the model cannot be told which (can_keep False)."""
     import torch
 
-    width = max(len(row.ids) for row in rows)
+    width = aligned(max(len(row.ids) for row in rows))
     ids = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
     mask = torch.zeros(len(rows), width, dtype=torch.long)  # (B, T)
     for b, row in enumerate(rows):  # right padding: real tokens never see the pads
         ids[b, : len(row.ids)] = torch.tensor(row.ids)
         mask[b, : len(row.ids)] = 1
     kept = scored_positions(rows) if can_keep else list(range(width))
+    if len(rows) * len(kept) < HEAD_ROWS:  # a head of fewer rows runs another kernel: keep a few more
+        kept = sorted(set(kept) | set(range(min(width, -(-HEAD_ROWS // len(rows))))))
     kwargs = {"logits_to_keep": torch.tensor(kept)} if len(kept) < width else {}
     device = next(model.parameters()).device
     return model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs).logits, kept

@@ -40,7 +40,31 @@ def _flatten(value, prefix: str = "") -> dict[str, object]:
     return {prefix: value}
 
 
-IGNORED = ("run", "finished", "seconds", "command", "config.run_name", "config.formats", "git.")  # differ on every run by design
+# differ on every run by design
+IGNORED = ("run", "finished", "seconds", "command", "config.run_name", "config.formats", "git.")
+
+
+# change speed only (DESIGN.md rule 12), and what else the numbers depend on besides the weights and requests
+SPEED_ONLY = ("config.batch_tokens", "config.executor", "config.workers", "config.ray_address", "config.cache",
+              "config.no_cache", "config.output_dir", "model.batch_tokens", "memory.", "platform", "skipped")
+NUMERICS = ("numerics.", "model.dtype", "model.device", "model.scoring", "config.dtype", "config.device",
+            "versions.torch", "versions.transformers")
+
+
+def explain(changed: pd.DataFrame, changes: list[tuple[str, str, str]]) -> list[str]:
+    """Why cell values changed, from the run.json differences: the numerics alone, or nothing they depend on."""
+    if not len(changed):
+        return []
+    rest = [k for k, _, _ in changes if not k.startswith(SPEED_ONLY)]
+    numeric = [k for k in rest if k.startswith(NUMERICS)]
+    if rest and len(numeric) == len(rest):
+        return [f"The runs differ only in what the numbers are computed with ({', '.join(numeric)}): the same "
+                "weights, data and prompts; these alone move the last digits, and a near tie can flip.", ""]
+    if not rest:
+        return ["Nothing the numbers depend on differs (only batch budget, executor, workers or cache): harness "
+                "gives the same bytes for these, so this is a bug worth reporting, unless a run predates "
+                "run.json's `numerics` (an older engine).", ""]
+    return []
 
 
 def manifest_changes(a: dict, b: dict) -> list[tuple[str, str, str]]:
@@ -78,7 +102,8 @@ def compare_text(a: Run, b: Run) -> str:
     lines = [f"# {a.folder.name} → {b.folder.name}", ""]
     models = (", ".join(a.scores["model"].unique()), ", ".join(b.scores["model"].unique()))
     if models[0] != models[1]:
-        lines += [f"Models differ: A = {models[0]}, B = {models[1]} (cells are matched by task, setting, k, seed, metric).", ""]
+        lines += [f"Models differ: A = {models[0]}, B = {models[1]} "
+                  "(cells are matched by task, setting, k, seed, metric).", ""]
     changed = changed_cells(a.scores, b.scores)
     lines += [f"## Cells whose value changed: {len(changed)} of {len(a.scores.merge(b.scores, on=CELL))} shared, "
               f"{int(changed['beyond'].sum()) if len(changed) else 0} beyond their combined standard error", ""]
@@ -91,9 +116,11 @@ def compare_text(a: Run, b: Run) -> str:
     for name, x, y in (("A", a.scores, b.scores), ("B", b.scores, a.scores)):
         extra = only_in(x, y)
         if len(extra):
-            lines += [f"Only in {name}: " + ", ".join(sorted({f"{r.task} {r.setting}({r.k})" for r in extra.itertuples()})), ""]
-    lines += paired_lines(a, b)
+            lines += [f"Only in {name}: "
+                      + ", ".join(sorted({f"{r.task} {r.setting}({r.k})" for r in extra.itertuples()})), ""]
     changes = manifest_changes(a.manifest, b.manifest)
+    lines += explain(changed, changes)
+    lines += paired_lines(a, b)
     lines += [f"## run.json: {len(changes)} differences (config, model, task files, data hashes, versions)", ""]
     if changes:
         lines += [markdown(Grid(("key", "A", "B"), tuple((k, x[:80], y[:80]) for k, x, y in changes))), ""]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import invariance
 from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.files import atomic_folder, check_writable, claim, release, why
@@ -89,8 +90,9 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     (tmp / "run.json").write_text(json.dumps(document, indent=2) + "\n")
     name = output.model.get("name", run)
     samples = samples_frame(output.samples, name)
+    # report.md, .tex, .html, plots/
     write_report(tmp, frame, samples, title=f"Run {run}", finetune={name: output.finetune},
-                 models={name: with_memory(output.model, document)}, warnings=output.warnings)  # report.md, .tex, .html, plots/
+                 models={name: with_memory(output.model, document)}, warnings=output.warnings)
     if "lm-eval" in config.formats:
         write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
 
@@ -119,10 +121,12 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
             }
             for t in output.tasks
         },
+        "numerics": invariance.facts(output.model),  # what the numbers depend on besides weights and requests
         "versions": {"python": platform.python_version(), **package_versions()},
         "platform": platform.platform(),
         "git": output.git,
-        "finetune": {task: lineage.to_json() for task, lineage in output.finetune.items()},  # task -> lineage of the FT checkpoint (base model, data, examples, losses)
+        # task -> lineage of the FT checkpoint (base model, data, examples, losses)
+        "finetune": {task: lineage.to_json() for task, lineage in output.finetune.items()},
         "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
         "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
         "memory": peak_memory(),

@@ -2,8 +2,8 @@
 with `--executor ray --workers 2`, each in a fresh process with an empty cache. Prints the wall time of each,
 Ray's overhead, and whether scores.csv, samples.jsonl and report.md are the same bytes.
 
-Both runs set MKL_CBWR=AUTO,STRICT (README, "Running on a cluster"): on CPU the local run uses every core in one
-process while each Ray worker uses its share, and MKL's products round the same at any thread count only then.
+On CPU the local run uses every core in one process while each Ray worker uses its share; harness sets
+MKL_CBWR=AUTO,STRICT itself (harness/invariance.py), so MKL's products round the same at any thread count.
 
     PYTHONPATH=. python tests/tools/bench_ray.py [--limit 20] [--tasks demo] [--workers 2] [--out /tmp/bench_ray]
 """
@@ -25,8 +25,7 @@ def timed_run(out: Path, extra: list[str], args) -> float:
     command = [sys.executable, "-m", "harness.cli", "run", "--tasks", args.tasks, "--limit", str(args.limit),
                "--output-dir", str(out), "--run-name", "r", *extra]
     started = time.perf_counter()
-    done = subprocess.run(command, env=os.environ | {"MKL_CBWR": "AUTO,STRICT"}, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")

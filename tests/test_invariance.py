@@ -76,3 +76,40 @@ def test_compare_says_when_only_the_numerics_differ_and_when_nothing_they_depend
     assert "bug" in explain(changed, [("config.batch_tokens", "256", "2048"), ("config.workers", "1", "2")])[0]
     assert explain(changed, [("tasks.piqa.sha256", "a", "b")]) == []
     assert explain(changed.iloc[:0], numerics) == []
+
+
+@pytest.fixture(scope="module")
+def llama_head64_dir(tmp_path_factory, gpt2_tokenizer):
+    """A tiny Llama with 64-wide heads, as real models have: attention's key blocks then round by row width."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(4)
+    eos = gpt2_tokenizer.eos_token_id
+    config = LlamaConfig(vocab_size=len(gpt2_tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         tie_word_embeddings=False, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    folder = tmp_path_factory.mktemp("llama_head64")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    gpt2_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_requests_of_many_lengths_score_the_same_bits_under_any_budget(llama_head64_dir, fuse):
+    """CPU flash attention splits keys into blocks of the row width (up to 512): a short row batched with longer
+    ones, padded to their width, rounds differently than in a batch of its own width. Batches hold rows of one
+    padded width, so no budget moves a bit (with 64-wide heads this fails when batches mix widths)."""
+    from harness.models.registry import LoadOptions, load_model
+    from harness.records import LoglikelihoodRequest
+
+    words = "the jar lid twist hot water open a slowly with cloth grip and turn it then".split()
+    requests = [LoglikelihoodRequest(f"q{q}c{c}", "Question: " + " ".join(words[(q * 7 + k) % len(words)]
+                                                                          for k in range(3 + 9 * q)) + "\nAnswer:",
+                                     " " + " ".join(words[(q + c + k) % len(words)] for k in range(2 + 5 * c + q)))
+                for q in range(24) for c in range(2)]
+    scores = {budget: load_model(LoadOptions(str(llama_head64_dir), "cpu", budget, fuse=fuse)).loglikelihood(requests)
+              for budget in (256, 1024, 8192)}
+    first = {k: r.logprob for k, r in scores[256].items()}
+    for budget in (1024, 8192):
+        assert {k: r.logprob for k, r in scores[budget].items()} == first, budget

@@ -99,12 +99,15 @@ def is_tree(row: PackedRow) -> bool:
 
 
 def batches(rows: Sequence[PackedRow], batch_tokens: int) -> Iterator[list[int]]:
-    """Indices of rows, causal-only rows first, then longest first; padded size within batch_tokens."""
+    """Indices of rows, causal-only rows first, then longest first; padded size within batch_tokens, and the
+    rows of a batch all of one padded width, aligned(len(ids)), so that a row's numbers never depend on which
+    rows share its forward pass (CPU flash attention's key blocks are the row width up to 512)."""
     order = sorted(range(len(rows)), key=lambda i: (is_tree(rows[i]), -len(rows[i].ids), rows[i].ids))
     batch: list[int] = []
     for i in order:
-        same_kind = not batch or is_tree(rows[batch[0]]) == is_tree(rows[i])
-        if batch and (not same_kind or (len(batch) + 1) * len(rows[batch[0]].ids) > batch_tokens):
+        width = aligned(len(rows[i].ids))
+        same = not batch or (is_tree(rows[batch[0]]), aligned(len(rows[batch[0]].ids))) == (is_tree(rows[i]), width)
+        if batch and (not same or (len(batch) + 1) * width > batch_tokens):
             yield batch
             batch = []
         batch.append(i)

@@ -106,12 +106,14 @@ def rolling_windows(tokens: Sequence[int], prefix_token: int, max_length: int, s
 
 
 def length_batches(rows: Sequence[ModelInput], batch_tokens: int) -> Iterator[list[int]]:
-    """Indices of rows in batches, longest first, each batch's padded size within batch_tokens."""
+    """Indices of rows in batches, longest first, each batch's padded size within batch_tokens and all its rows
+    of one padded width, aligned(len(ids)): a row's numbers then never depend on the rows beside it (an
+    attention kernel's blocks follow the row width)."""
     order = sorted(range(len(rows)), key=lambda i: (-len(rows[i].ids), rows[i].ids))
     batch: list[int] = []
     for i in order:
-        longest = len(rows[batch[0]].ids) if batch else len(rows[i].ids)
-        if batch and (len(batch) + 1) * longest > batch_tokens:
+        width = aligned(len(rows[i].ids))
+        if batch and (width != aligned(len(rows[batch[0]].ids)) or (len(batch) + 1) * width > batch_tokens):
             yield batch
             batch = []
         batch.append(i)

@@ -14,22 +14,6 @@ TASKS = ("toy_mc", "toy_cloze", "toy_docs", "toy_gen")
 BUDGETS = (256, 1024, 8192)
 
 
-@pytest.fixture(scope="module")
-def tiny_llama_dir(tmp_path_factory, gpt2_tokenizer):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(3)
-    eos = gpt2_tokenizer.eos_token_id
-    config = LlamaConfig(vocab_size=len(gpt2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                         tie_word_embeddings=False, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    gpt2_tokenizer.save_pretrained(folder)
-    return folder
-
-
 def outputs(task_env, name: str) -> dict[str, bytes]:
     folder = task_env["root"] / "results" / name
     return {file: (folder / file).read_bytes() for file in ("scores.csv", "samples.jsonl")}

@@ -144,6 +144,16 @@ def test_a_ray_run_gives_the_bytes_of_a_local_run(cluster, toy, tiny_gpt2_dir, s
     assert files(toy, out) == files(toy, "local")
 
 
+def test_a_ray_run_of_a_llama_model_in_zs_fs_and_generation_gives_the_bytes_of_a_local_run(cluster, toy,
+                                                                                          tiny_llama_dir, small):
+    settings = ("--settings", "zs,fs", "--shots", "2")
+    local = harness_run(args(toy, tiny_llama_dir, "llama_local", "--no-cache", *settings))
+    assert local.returncode == 0, local.stderr[-3000:]
+    run_ray(args(toy, tiny_llama_dir, "llama_ray", "--executor", "ray", "--workers", "2", *settings))
+    assert files(toy, "llama_ray") == files(toy, "llama_local")
+    assert b"toy_gen" in files(toy, "llama_local")["samples.jsonl"]
+
+
 def test_a_worker_killed_mid_run_is_replaced_and_nothing_changes(cluster, toy, tiny_gpt2_dir, small, capfd):
     killed = []
 
@@ -184,8 +194,8 @@ def test_a_worker_that_cannot_load_the_model_stops_the_run_in_one_line(cluster, 
     from tests.fakes import BigramLM, CharTokenizer
 
     model = HFModel(BigramLM(max_length=512), CharTokenizer(), "no-such-model-folder", batch_tokens=4096)
-    config = RunConfig(model="bigram", tasks=(str(task_env["tasks"] / "toy_mc.toml"),), data_dir=task_env["data"], limit=2,
-                       settings=(Setting.ZS,), cache=False)
+    config = RunConfig(model="bigram", tasks=(str(task_env["tasks"] / "toy_mc.toml"),), data_dir=task_env["data"],
+                       limit=2, settings=(Setting.ZS,), cache=False)
     with pytest.raises(HarnessError, match="^--executor ray: a worker could not load no-such-model-folder: .*") as e:
         run(config, model=model, executor=RayExecutor(ClusterOptions(workers=1)))
     assert "\n" not in str(e.value)
@@ -275,6 +285,7 @@ def test_ft_checkpoints_of_several_tasks_train_on_the_cluster_as_locally(cluster
     assert [c.rsplit("-", 1)[0] for c in checkpoints] == ["ft_a", "ft_b"]
     assert checkpoints == sorted(p.name for p in (toy["root"] / "ft_local" / ".finetune").iterdir())
     run_ray(argv("ft_ray", "--executor", "ray", "--workers", "2", "--run-name", "again"))
-    lineages = [json.loads((toy["root"] / "ft_ray" / run / "run.json").read_text())["finetune"] for run in ("r", "again")]
+    lineages = [json.loads((toy["root"] / "ft_ray" / run / "run.json").read_text())["finetune"]
+                for run in ("r", "again")]
     assert lineages[0] == lineages[1] and set(lineages[0]) == {"ft_a", "ft_b"}  # same creation time: reused
 

@@ -28,17 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--data-dir", type=Path, default=None)
     listing.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
 
-    validate = sub.add_parser("validate", help="check a task and every example it would read; show a prompt and its gold answer")
+    validate = sub.add_parser("validate", help="check a task and every example it would read; "
+                              "show a prompt and its gold answer")
     validate.add_argument("task", help="a task file (.toml) or a task name (piqa, bigbench_<name>)")
     validate.add_argument("--data-dir", type=Path, default=None)
 
     report = sub.add_parser("report", help="merge run folders into one report (Markdown, LaTeX, HTML, plots)")
-    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders (several models or settings)")
+    report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="run folders (several models or settings)")
     report.add_argument("--out", type=Path, default=None,
                         help="folder for report.md/.tex/.html and plots/ (default: the run folder, when there is one)")
     report.add_argument("--title", default=None, help="page title (default: the run names)")
     report.add_argument("--published-dir", type=Path, default=None,
-                        help="folder of gpt3_table_h1.csv (default: $HARNESS_PUBLISHED_DIR, else shared/published beside the checkout)")
+                        help="folder of gpt3_table_h1.csv (default: $HARNESS_PUBLISHED_DIR, "
+                        "else shared/published beside the checkout)")
 
     compare = sub.add_parser("compare", help="show what changed between two runs (scores, paired tests, run.json), "
                              "or a run against lm-eval output (--log_samples) of the same model")
@@ -49,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = sub.add_parser("import-lmeval", help="translate an lm-evaluation-harness task YAML into a task file")
     imports.add_argument("yaml", type=Path, metavar="PATH.yaml")
-    imports.add_argument("--out", type=Path, default=None, help="the task file to write (default: tasks/<task>.toml in a checkout, ./<task>.toml for an installed harness)")
+    imports.add_argument("--out", type=Path, default=None,
+                         help="the task file to write (default: tasks/<task>.toml in a checkout, "
+                         "./<task>.toml for an installed harness)")
 
     cache = sub.add_parser("cache", help="the per-user result cache: where it is and what it holds, or clear it")
     cache.add_argument("action", choices=["info", "clear"], help="info: path, size, results per model; clear: remove")
@@ -146,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             folder.parent.rmdir()
     print((folder / "report.md").read_text())
     extra = ", lm-eval/" if "lm-eval" in config.formats else ""
-    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/{extra}) in {output.seconds:.0f} s")
+    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/{extra}) "
+          f"in {output.seconds:.0f} s")
     return 0
 
 
@@ -161,9 +167,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.runs[0]
     title = args.title or "Report: " + ", ".join(r.folder.name for r in runs)
     finetune = {r.manifest.get("model", {}).get("name", r.folder.name): lineages(r.manifest) for r in runs}
-    models = {r.manifest.get("model", {}).get("name", r.folder.name): with_memory(r.manifest.get("model", {}), r.manifest)
-              for r in runs}
-    warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w for r in runs for w in r.manifest.get("warnings", [])]
+    models = {r.manifest.get("model", {}).get("name", r.folder.name):
+              with_memory(r.manifest.get("model", {}), r.manifest) for r in runs}
+    warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w
+                for r in runs for w in r.manifest.get("warnings", [])]
     written = write_report(out, frame, samples, title, finetune, models, args.published_dir, warnings)
     print((out / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in written)}")
@@ -232,7 +239,8 @@ def add_finetune_parser(subparsers) -> None:
         description="Fine-tune on a task's train split with the zero-shot prompt format, loss on the answer tokens.")
     add_fields(parser, RunConfig, only=LOAD_FIELDS)
     parser.add_argument("--task", required=True, help="task name or .toml path")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
     parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: as for harness run)")
     parser.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
     add_fields(parser, FinetuneConfig)

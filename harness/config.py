@@ -25,7 +25,8 @@ class FinetuneConfig:
 
     epochs: int = _f(2, "passes over the training examples (ignored when --steps is given)")
     steps: int = _f(0, "optimizer steps in all; 0 = as many as --epochs take")
-    lr: float = _f(3e-5, "peak learning rate (AdamW), after a linear warmup over the first 10% of steps, then linear decay to 0")
+    lr: float = _f(3e-5, "peak learning rate (AdamW), after a linear warmup over the first 10% of steps, "
+                   "then linear decay to 0")
     batch_size: int = _f(8, "training examples per optimizer step")
     max_examples: int = _f(256, "training examples drawn from the train split (seeded); 0 = all")
     seed: int = _f(0, "seed of the example draw, the shuffling and the weights' updates")
@@ -137,7 +138,8 @@ class RunConfig:
         if self.limit is not None and self.limit < 1:
             raise HarnessError(f"--limit: need a positive number of examples, got {self.limit}")
         if self.batch_tokens < 0:
-            raise HarnessError(f"--batch-tokens: need a positive number (or 0 for the device's default), got {self.batch_tokens}")
+            raise HarnessError(f"--batch-tokens: need a positive number (or 0 for the device's default), "
+                               f"got {self.batch_tokens}")
         for item in self.model_options:
             if "=" not in item or not item.partition("=")[0]:
                 raise HarnessError(f"--model-option {item}: expected KEY=VALUE, as in "
@@ -191,7 +193,8 @@ def check_device(device: str, here: bool = True) -> None:
     import torch
 
     backend = getattr(torch, kind, None) if kind != "mps" else torch.backends.mps
-    count = (backend.device_count() if hasattr(backend, "device_count") else 1) if backend and backend.is_available() else 0
+    count = ((backend.device_count() if hasattr(backend, "device_count") else 1)
+             if backend and backend.is_available() else 0)
     if count == 0:
         raise HarnessError(f"--device {device}: no {kind.upper()} device on this machine (torch {torch.__version__}); "
                            "use --device cpu")

@@ -23,9 +23,11 @@ def package_versions() -> dict[str, str | None]:
 def git_state() -> dict[str, str | bool | None]:
     def git(*args):
         try:
-            return subprocess.run(["git", *args], cwd=CHECKOUT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(["git", *args], cwd=CHECKOUT_ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
     commit = git("rev-parse", "HEAD")
-    return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+    return {"commit": commit or None,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}

@@ -93,7 +93,9 @@ def connect(address: str | None) -> None:
     try:
         ray.init(address=address, include_dashboard=False, configure_logging=False)
     except Exception as e:  # noqa: BLE001  a bad address fails in many ways
-        raise HarnessError(f"--ray-address {address or '(local)'}: cannot start or join a cluster: {first_line(e)}") from None
+        raise HarnessError(
+            f"--ray-address {address or '(local)'}: cannot start or join a cluster: {first_line(e)}"
+        ) from None
 
 
 class Worker:
@@ -180,8 +182,13 @@ class RayExecutor:
                     if pending:
                         submit(w)
             total = sum(s.chars for s in todo)
-            with tqdm(total=total, desc=f"{len(todo)} shards on {len(workers)} workers", unit="char",
-                      unit_scale=True, file=sys.stderr) as bar:
+            with tqdm(
+                total=total,
+                desc=f"{len(todo)} shards on {len(workers)} workers",
+                unit="char",
+                unit_scale=True,
+                file=sys.stderr,
+            ) as bar:
                 while inflight:
                     [ref], _ = ray.wait(list(inflight), num_returns=1)
                     shard, w = inflight.pop(ref)
@@ -201,13 +208,15 @@ class RayExecutor:
                 ray.kill(worker)
 
     def finetune(self, jobs: Sequence[FinetuneJob], model: Trainable) -> list[Lineage]:
-        """Every job's checkpoint trained at once on the cluster (at most --workers at a time); lineages in job order."""
+        """Every job's checkpoint trained at once on the cluster (at most --workers at a time); lineages in job
+        order."""
         import ray
 
         connect(self.options.address)
         resources, threads = worker_resources(self.options, min(len(jobs), self.options.workers), ray.nodes())
-        task = ray.remote(train_checkpoint).options(max_retries=self.options.retries - 1, retry_exceptions=True,
-                                                    **resources)
+        task = ray.remote(train_checkpoint).options(
+            max_retries=self.options.retries - 1, retry_exceptions=True, **resources
+        )
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         say(f"FT: {len(jobs)} checkpoints on the Ray cluster ({resources} each)")
         refs = [task.remote(self._load(model), threads, env, job) for job in jobs]
@@ -218,8 +227,10 @@ class RayExecutor:
             except Exception as e:  # noqa: BLE001  Ray retried it: the checkpoint failed `retries` times in all
                 for other in refs:
                     ray.cancel(other)
-                raise HarnessError(f"FT {job.spec.name}: training failed {self.options.retries} times ({_cause(e)}); "
-                                   f"finished checkpoints are kept in {job.folder.parent}: rerun to resume") from None
+                raise HarnessError(
+                    f"FT {job.spec.name}: training failed {self.options.retries} times ({_cause(e)}); "
+                    f"finished checkpoints are kept in {job.folder.parent}: rerun to resume"
+                ) from None
         return lineages
 
     def _start(self, load: LoadOptions | str, count: int) -> list:
@@ -247,14 +258,18 @@ class RayExecutor:
             run = ray.get(ref)
         except Exception as e:  # noqa: BLE001  Ray already retried it: the shard failed `retries` times in all
             saved = len(self.runs)
-            raise HarnessError(f"shard {shard.name} failed {self.options.retries} times ({_cause(e)}); "
-                               f"{saved} finished shards are kept in the cache: rerun to resume") from None
+            raise HarnessError(
+                f"shard {shard.name} failed {self.options.retries} times ({_cause(e)}); "
+                f"{saved} finished shards are kept in the cache: rerun to resume"
+            ) from None
         if run.pid != self.pids[w]:
             say(f"worker {w} (pid {self.pids[w]}) was lost; Ray replaced it (pid {run.pid}) and reran its shards")
             self.pids[w] = run.pid
         if run.fingerprint != expected:
-            raise HarnessError(f"shard {shard.name}: worker {w} (pid {run.pid}) loaded other weights than the driver "
-                               "(every node must see the same model files)")
+            raise HarnessError(
+                f"shard {shard.name}: worker {w} (pid {run.pid}) loaded other weights than the driver "
+                "(every node must see the same model files)"
+            )
         return run
 
 

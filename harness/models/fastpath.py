@@ -90,7 +90,9 @@ def score_kv_cache(model, rows: Sequence[ModelInput], batch_tokens: int) -> Scor
 
 
 def _fill(out: list, row: packing.PackedRow, token_lp, greedy) -> list:
-    for b, score in zip(row.branches, per_request(token_lp, greedy, [len(b.targets) for b in row.branches]), strict=True):
+    for b, score in zip(
+        row.branches, per_request(token_lp, greedy, [len(b.targets) for b in row.branches]), strict=True
+    ):
         out[b.request] = score
     return out
 
@@ -104,8 +106,11 @@ def choose(model, packable: Packable, plain, prefix_token: int, batch_tokens: in
         return PackMode.PLAIN
     vocab = packable.vocab
     ids = [prefix_token] + [(prefix_token + 7 * k + 3) % vocab for k in range(1, 9)]
-    probe = [ModelInput(tuple(ids[:5] + ids[5:8]), tuple(ids[5:9]), 0), ModelInput(tuple(ids[:5]), (ids[8],), 0),
-             ModelInput(tuple(ids[:5] + ids[6:8]), tuple(ids[6:8] + ids[4:5]), 0)]
+    probe = [
+        ModelInput(tuple(ids[:5] + ids[5:8]), tuple(ids[5:9]), 0),
+        ModelInput(tuple(ids[:5]), (ids[8],), 0),
+        ModelInput(tuple(ids[:5] + ids[6:8]), tuple(ids[6:8] + ids[4:5]), 0),
+    ]
     expected = plain(probe)
     tolerance = 1e-4 if next(model.parameters()).dtype == torch.float32 else 5e-2
     for mode in packable.modes:
@@ -119,7 +124,9 @@ def choose(model, packable: Packable, plain, prefix_token: int, batch_tokens: in
     return PackMode.PLAIN
 
 
-def run(mode: PackMode, model, packable: Packable, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int) -> Scores:
+def run(
+    mode: PackMode, model, packable: Packable, rows: Sequence[ModelInput], batch_tokens: int, row_limit: int
+) -> Scores:
     match mode:
         case PackMode.TREE:
             return score_tree(packable, rows, batch_tokens, row_limit)

@@ -54,7 +54,9 @@ def fuse(module) -> int:
             continue
         if cls.__name__ in RMS_NORMS and hasattr(sub, "variance_epsilon") and hasattr(sub, "weight"):
             sub.__class__ = _fused_class(cls, _rms_norm_forward)
-        elif cls.__name__ in GATED_MLPS and all(hasattr(sub, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")):
+        elif cls.__name__ in GATED_MLPS and all(
+            hasattr(sub, a) for a in ("gate_proj", "up_proj", "down_proj", "act_fn")
+        ):
             sub.__class__ = _fused_class(cls, _gated_mlp_forward)
         else:
             continue

@@ -84,7 +84,9 @@ def context_ids(encoded: list[int], prefix_token: int, max_length: int, max_new_
     """lm-eval's context: the prefix token for an empty one, the last max_length - max_new_tokens tokens."""
     room = max_length - max_new_tokens
     if room <= 0:
-        raise HarnessError(f"max_new_tokens {max_new_tokens} leaves no room for a context in the model's {max_length} positions")
+        raise HarnessError(
+            f"max_new_tokens {max_new_tokens} leaves no room for a context in the model's {max_length} positions"
+        )
     return tuple((encoded or [prefix_token])[-room:])
 
 
@@ -107,8 +109,15 @@ def batches(jobs: Sequence[Job], budget: int, max_rows: int = MAX_ROWS) -> list[
     return out
 
 
-def generate(lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode: Callable[[list[int]], str],
-             budget: int = DEFAULT_GENERATE_TOKENS, prefill_tokens: int = 1024, max_rows: int = MAX_ROWS) -> list[list[int]]:
+def generate(
+    lm: CachedLM,
+    jobs: Sequence[Job],
+    eos: frozenset[int],
+    decode: Callable[[list[int]], str],
+    budget: int = DEFAULT_GENERATE_TOKENS,
+    prefill_tokens: int = 1024,
+    max_rows: int = MAX_ROWS,
+) -> list[list[int]]:
     """The new tokens of every job (an end-of-text token included when it ended the row), in job order.
     Batches hold at most max_rows rows and `budget` padded tokens; prefill chunks about prefill_tokens."""
     import torch
@@ -116,13 +125,16 @@ def generate(lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode: Cal
     out: list[list[int]] = [[] for _ in jobs]
     with torch.inference_mode():
         for batch in batches(jobs, budget, max_rows):
-            for i, new in zip(batch, decode_batch(lm, [jobs[i] for i in batch], eos, decode, prefill_tokens), strict=True):
+            for i, new in zip(
+                batch, decode_batch(lm, [jobs[i] for i in batch], eos, decode, prefill_tokens), strict=True
+            ):
                 out[i] = new
     return out
 
 
-def decode_batch(lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode: Callable[[list[int]], str],
-                 prefill_tokens: int) -> list[list[int]]:
+def decode_batch(
+    lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode: Callable[[list[int]], str], prefill_tokens: int
+) -> list[list[int]]:
     """Greedy decoding of one batch: a left-padded prefill (in row chunks of about prefill_tokens padded
     tokens), then one token per live row per step; a row that finishes leaves the batch and its cache."""
     import torch
@@ -155,7 +167,9 @@ def decode_batch(lm: CachedLM, jobs: Sequence[Job], eos: frozenset[int], decode:
         for row, (b, token) in enumerate(zip(live, tokens, strict=True)):
             new[b].append(token)
             job = jobs[b]
-            done = token in eos or len(new[b]) >= job.max_new_tokens or (job.stop and finished(decode(new[b]), job.stop))
+            done = (
+                token in eos or len(new[b]) >= job.max_new_tokens or (job.stop and finished(decode(new[b]), job.stop))
+            )
             if not done:
                 keep.append(row)
         if not keep:

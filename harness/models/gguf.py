@@ -124,4 +124,5 @@ def _scratch_dir(target: Path, name: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     except OSError as e:
-        raise HarnessError(f"--model {name}: cannot write to {target.parent}: {first_line(e)}; set {CACHE_ENV}") from None
+        raise HarnessError(f"--model {name}: cannot write to {target.parent}: {first_line(e)}; "
+                           f"set {CACHE_ENV}") from None

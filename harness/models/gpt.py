@@ -152,7 +152,12 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(h * d, config.n_embd, bias=bias)
 
     def forward(
-        self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        rotary: Rotary,
+        allowed: torch.Tensor | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
     ) -> torch.Tensor:
         """allowed: (B, T, S) bool, True where query i may attend key j; None = causal (S = T). With a cache,
         this step's keys and values are stored in its layer `layer` and the queries read all S filled columns."""
@@ -180,7 +185,9 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y)
 
 
-def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+def explicit_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
     """softmax(Q K^T / sqrt(d), masked) V for queries (B, H, T, d) and keys, values (B, H, S, d): the future is
     masked (S = T), or, given allowed (B, T, S), every key j that query i may not attend (a tree mask for
     packed choices; pads and the future of a cached decoding step)."""
@@ -224,7 +231,12 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, rotary: Rotary, allowed: torch.Tensor | None, cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        rotary: Rotary,
+        allowed: torch.Tensor | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
     ) -> torch.Tensor:
         x = x + self.attn(self.norm_1(x), rotary, allowed, cache, layer)
         return x + self.mlp(self.norm_2(x))
@@ -274,13 +286,18 @@ class GPT(nn.Module):
         return CausalLMOutput(self.head(x))  # (B, T', V)
 
     def hidden_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The final-normed hidden states (B, T, C), which head() maps to logits."""
         B, T = input_ids.shape
         allowed = None
         if attention_mask is not None and attention_mask.dim() == 3:
-            assert tuple(attention_mask.shape) == (B, T, T) and attention_mask.dtype == torch.bool, "mask is (B, T, T) bool"
+            assert tuple(attention_mask.shape) == (B, T, T) and attention_mask.dtype == torch.bool, (
+                "mask is (B, T, T) bool"
+            )
             allowed = attention_mask
         elif attention_mask is not None:
             check_right_padded(attention_mask, (B, T))
@@ -289,7 +306,9 @@ class GPT(nn.Module):
                 raise ValueError(f"sequence of {T} tokens exceeds the model's {self.config.n_positions} positions")
             position_ids = torch.arange(T, device=input_ids.device)[None]  # (1, T)
         elif int(position_ids.max()) >= self.config.n_positions:
-            raise ValueError(f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions")
+            raise ValueError(
+                f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions"
+            )
         x, rotary = self.embed(input_ids, position_ids)  # (B, T, C)
         for block in self.blocks:
             x = block(x, rotary, allowed)  # (B, T, C)
@@ -304,18 +323,27 @@ class GPT(nn.Module):
                 return x + self.wpe(position_ids), None  # (B, T, C) + (B or 1, T, C)
             case Arch.LLAMA:
                 cos, sin = rotary_tables(self.config, int(position_ids.max()) + 1, input_ids.device)  # (P, d) twice
-                return x, (cos[position_ids][:, None].to(x.dtype), sin[position_ids][:, None].to(x.dtype))  # (B or 1, 1, T, d) twice
+                return x, (
+                    cos[position_ids][:, None].to(x.dtype),
+                    sin[position_ids][:, None].to(x.dtype),
+                )  # (B or 1, 1, T, d) twice
 
-    def decode(self, input_ids: torch.Tensor, position_ids: torch.Tensor, key_mask: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def decode(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, key_mask: torch.Tensor, cache: KVCache
+    ) -> torch.Tensor:
         """Logits (B, V) at the last of T new tokens per row, input_ids and position_ids (B, T), appended to
         `cache` (which then holds S = cache.length + T columns). key_mask (B, S) bool is False at pad columns;
         the new tokens sit in the last T columns and see the unmasked columns up to their own. A query
         always sees its own column, so a pad's hidden state stays finite (it is never attended)."""
         B, T = input_ids.shape
         S = cache.length + T
-        assert tuple(key_mask.shape) == (B, S) and key_mask.dtype == torch.bool, f"key_mask {tuple(key_mask.shape)} != {(B, S)}"
+        assert tuple(key_mask.shape) == (B, S) and key_mask.dtype == torch.bool, (
+            f"key_mask {tuple(key_mask.shape)} != {(B, S)}"
+        )
         if int(position_ids.max()) >= self.config.n_positions:
-            raise ValueError(f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions")
+            raise ValueError(
+                f"position {int(position_ids.max())} exceeds the model's {self.config.n_positions} positions"
+            )
         column = torch.arange(S, device=input_ids.device)  # (S,)
         own = column[cache.length :, None]  # (T, 1): each query's own column
         allowed = key_mask[:, None, :] & (column[None, :] <= own)[None]  # (B, T, S): unmasked and not in the future

@@ -194,7 +194,8 @@ def is_reference_folder(spec: str | Path) -> bool:
     return (Path(spec).expanduser() / CONFIG_FILE).is_file()
 
 
-def load_reference(folder: str | Path, device: str = "cpu", attention: AttentionImpl | None = None) -> tuple[GPT, object]:
+def load_reference(folder: str | Path, device: str = "cpu",
+                   attention: AttentionImpl | None = None) -> tuple[GPT, object]:
     """(GPT, tokenizer) from a reference folder; `attention` overrides the saved choice. (Converting any
     other model is transformers_load.reference_decoder: it loads with transformers, then from_hf.)"""
     if not is_reference_folder(folder):
@@ -279,10 +280,14 @@ def cached(model: GPT) -> CachedLM:
         cache = KVCache.empty(model.config, ids.shape[0], ids.shape[1], model.wte.weight) if cache is None else cache
         return model.decode(ids, positions, key_mask, cache), cache  # (B, V)
 
-    return CachedLM(forward, KVCache.merge, lambda cache, rows, first: cache.select(rows, first), model.wte.weight.device)
+    return CachedLM(
+        forward, KVCache.merge, lambda cache, rows, first: cache.select(rows, first), model.wte.weight.device
+    )
 
 
-def greedy(model: GPT, tokenizer, context: list[int], max_new_tokens: int, stop: tuple[str, ...], pad: int) -> list[int]:
+def greedy(
+    model: GPT, tokenizer, context: list[int], max_new_tokens: int, stop: tuple[str, ...], pad: int
+) -> list[int]:
     """Greedy decoding of one context, the plainest way (a test oracle, not the backend's path): the argmax
     token, step by step, until the end-of-text token, a stop string in the new text, or max_new_tokens. One
     row is never padded (`pad` is unused). No KV cache: each step reruns the window of the last n_positions

@@ -61,7 +61,10 @@ def transformers_cached(model) -> CachedLM:
         if len(caches) == 1:
             return caches[0]
         layers = zip(*(c.layers for c in caches), strict=True)
-        data = [(torch.cat([layer.keys for layer in parts]), torch.cat([layer.values for layer in parts])) for parts in layers]
+        data = [
+            (torch.cat([layer.keys for layer in parts]), torch.cat([layer.values for layer in parts]))
+            for parts in layers
+        ]
         return DynamicCache(data, config=model.config)  # (B, KV, S, d) per layer
 
     def select(cache, rows, first):

@@ -77,7 +77,9 @@ def reference_decoder(spec: str, attention=None):
 
 def _check_folder(path: Path) -> None:
     if not (path / "config.json").is_file():
-        raise HarnessError(f"--model {path}: no config.json (transformers) or reference.json (reference decoder) in the folder")
+        raise HarnessError(
+            f"--model {path}: no config.json (transformers) or reference.json (reference decoder) in the folder"
+        )
     weights = [*path.glob("*.safetensors"), *path.glob("*.bin"), *path.glob("*.safetensors.index.json")]
     if not weights:
         raise HarnessError(f"--model {path}: no weights (*.safetensors or *.bin) in the folder")

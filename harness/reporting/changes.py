@@ -133,7 +133,8 @@ def find_changes(samples: pd.DataFrame | None, higher: dict[str, bool], cap: int
             if zs and shots:
                 pairs.append((zs, shots))
         first = _variant(variants, models[0], task, ("ZS",))
-        pairs += [(first, other) for model in models[1:] if first and (other := _variant(variants, model, task, ("ZS",)))]
+        pairs += [(first, other) for model in models[1:]
+                  if first and (other := _variant(variants, model, task, ("ZS",)))]
         for a, b in pairs:
             seeds = len({key[4] for key in variants if key[:4] == b[:4]})
             out.append(compare(task, _label(a, several, 1), _label(b, several, seeds), variants[a], variants[b],

@@ -16,7 +16,8 @@ SHORT = 60
 CSS = """
 details.comparison { margin: 0.4em 0; } details.comparison > summary { cursor: pointer; font-size: 0.95em; }
 details.example { margin: 0.3em 0 0.3em 1.2em; font-size: 0.88em; } details.example > summary { cursor: pointer; }
-div.sides { display: flex; gap: 1em; } div.side { flex: 1; min-width: 0; border-left: 3px solid #ddd; padding-left: 0.6em; }
+div.sides { display: flex; gap: 1em; } \
+div.side { flex: 1; min-width: 0; border-left: 3px solid #ddd; padding-left: 0.6em; }
 div.side pre { white-space: pre-wrap; background: #f7f7f7; padding: 0.4em; max-height: 30em; overflow: auto; }
 span.fixed { color: #1a7f37; font-weight: 600; } span.broken { color: #b42318; font-weight: 600; }
 span.other { color: #666; font-weight: 600; }
@@ -68,7 +69,8 @@ def _answer(answer: Answer) -> str:
         case GenerationAnswer():
             refs = "".join(f"<li>{esc(r)}</li>" for r in answer.references)
             return (f"<p>generated:</p><pre>{esc(answer.prediction)}</pre>"
-                    + (f"<p>references:</p><ul>{refs}</ul>" if refs else f"<p>target: <code>{esc(answer.target)}</code></p>"))
+                    + (f"<p>references:</p><ul>{refs}</ul>" if refs
+                       else f"<p>target: <code>{esc(answer.target)}</code></p>"))
         case ClozeAnswer():
             return (f"<p>target: <code>{esc(answer.target)}</code></p>"
                     f"<p>target greedy: {answer.is_greedy}; log-likelihood {_number(answer.logprob)}</p>")
@@ -86,7 +88,8 @@ def _example(c: Comparison, change: Change) -> str:
     esc = html.escape
     score = f"; {c.metric} {_number(change.before)} → {_number(change.after)}" if c.metric else ""
     summary = (f'{esc(str(change.example_id))}: <span class="{change.verdict.value}">{change.verdict.value}</span>'
-               f"{esc(score)}; answer “{esc(_short(prediction_text(change.a)))}” → “{esc(_short(prediction_text(change.b)))}”")
+               f"{esc(score)}; answer “{esc(_short(prediction_text(change.a)))}” "
+               f"→ “{esc(_short(prediction_text(change.b)))}”")
     return (f'<details class="example"><summary>{summary}</summary><div class="sides">'
             f"{_side(c.a, change.a)}{_side(c.b, change.b)}</div></details>")
 
@@ -95,7 +98,8 @@ def comparison_html(c: Comparison) -> str:
     counts = ", ".join(f"{c.counts[v]} {v.value}" for v in Verdict)
     summary = (f"<b>{html.escape(c.task)}</b>: {html.escape(c.a)} → {html.escape(c.b)}: {counts} of {c.compared} "
                f"examples (showing {len(c.shown)})")
-    return f'<details class="comparison"><summary>{summary}</summary>{"".join(_example(c, x) for x in c.shown)}</details>'
+    return (f'<details class="comparison"><summary>{summary}</summary>'
+            f'{"".join(_example(c, x) for x in c.shown)}</details>')
 
 
 def changes_html(comparisons: tuple[Comparison, ...]) -> str:

@@ -32,7 +32,8 @@ def markdown(grid: Grid) -> str:
             for j in range(i, i + span):
                 labels[j] = f"{group}: {labels[j]}" if group else labels[j]
             i += span
-    lines = ["| " + " | ".join(labels) + " |", "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(labels))) + " |"]
+    lines = ["| " + " | ".join(labels) + " |",
+             "| " + " | ".join("---" if i < 2 else "---:" for i in range(len(labels))) + " |"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in grid.rows]
     return "\n".join(lines)
 
@@ -75,7 +76,8 @@ def html_table(grid: Grid, css_class: str = "scores") -> str:
     esc = html.escape
     head = []
     if grid.groups:
-        head.append("<tr>" + "".join(f'<th colspan="{span}">{esc(group)}</th>' for group, span in grid.groups) + "</tr>")
+        head.append("<tr>" + "".join(f'<th colspan="{span}">{esc(group)}</th>' for group, span in grid.groups)
+                    + "</tr>")
     head.append("<tr>" + "".join(f"<th>{esc(label)}</th>" for label in grid.labels) + "</tr>")
     body = []
     for i, row in enumerate(grid.rows):

@@ -133,8 +133,8 @@ def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path)
             ax.bar(x, d["delta"].mean(), width * 0.9, color=color, alpha=0.6, label=model if j == 0 else None)
             ax.scatter([x] * len(d), d["delta"], s=14, color=color, zorder=3,
                        facecolors=[color if s else "white" for s in d["significant"]], edgecolors=[color] * len(d))
-            ax.annotate(f"{int(d['significant'].sum())}/{len(d)} sig.", (x, d["delta"].max()), textcoords="offset points",
-                        xytext=(0, 4), ha="center", fontsize=7)
+            ax.annotate(f"{int(d['significant'].sum())}/{len(d)} sig.", (x, d["delta"].max()),
+                        textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(columns)), [f"{c} − ZS" for c in columns])
     ax.set_ylabel("difference in score (primary metric)")

@@ -126,7 +126,8 @@ def merge_runs(folders: list[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame | 
     if duplicated.any():
         row = frame[duplicated].iloc[0]
         raise HarnessError(f"report: {row['model']} {row['task']} {row['setting']} k={row['k']} seed={row['seed']} "
-                           f"{row['metric']} appears in more than one run ({', '.join(frame[duplicated]['run'].unique())})")
+                           f"{row['metric']} appears in more than one run "
+                           f"({', '.join(frame[duplicated]['run'].unique())})")
     parts = [r.samples for r in runs if r.samples is not None]
     samples = pd.concat(parts, ignore_index=True) if parts else None
     return frame, samples, runs

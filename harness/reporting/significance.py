@@ -164,8 +164,8 @@ def _paired_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.nda
     frame_a = pd.DataFrame(np.stack([va[i] for i, _ in common]), index=[ids[i] for i, _ in common])
     frame_b = pd.DataFrame(np.stack([vb[j] for _, j in common]), index=frame_a.index)
     seeds = len({ka[i][0] for i, _ in common})
-    return (frame_a.groupby(level=0, sort=False).mean().to_numpy(), frame_b.groupby(level=0, sort=False).mean().to_numpy(),
-            seeds, len(ka) - len(common), len(kb) - len(common))
+    return (frame_a.groupby(level=0, sort=False).mean().to_numpy(),
+            frame_b.groupby(level=0, sort=False).mean().to_numpy(), seeds, len(ka) - len(common), len(kb) - len(common))
 
 
 def paired_between(a: pd.DataFrame, b: pd.DataFrame, model_a: str = "A", model_b: str = "B") -> pd.DataFrame:

@@ -76,7 +76,8 @@ def fmt(value: float, reference: float | None = None) -> str:
     return f"{value:.2f}" if scale >= 10 else f"{value:.3f}"
 
 
-def cell_text(cell: pd.Series | None, zs: pd.Series | None, test: dict | None, header_k: int | None) -> tuple[str, bool]:
+def cell_text(cell: pd.Series | None, zs: pd.Series | None, test: dict | None,
+              header_k: int | None) -> tuple[str, bool]:
     """The text of one cell and whether its difference against ZS is significant."""
     if cell is None:
         return "n/a", False
@@ -93,7 +94,8 @@ def cell_text(cell: pd.Series | None, zs: pd.Series | None, test: dict | None, h
         text += f" [k_used {cell['k_used']:.1f}]"
     significant = bool(test and test["significant"])
     if cell["setting"] != "ZS" and zs is not None and not pd.isna(zs["value"]):
-        text += f" Δ {cell['value'] - zs['value']:+.{2 if abs(zs['value']) >= 10 else 3}f}" + ("*" if significant else "")
+        text += (f" Δ {cell['value'] - zs['value']:+.{2 if abs(zs['value']) >= 10 else 3}f}"
+                 + ("*" if significant else ""))
     return text, significant
 
 
@@ -133,7 +135,8 @@ def main_grid(cells: pd.DataFrame, paired: pd.DataFrame | None = None, numbers=N
                 row.append(text)
                 mark.append(sig)
             if with_published[m]:
-                row.append("; ".join(f"{fmt(p.value)} ({p.model}, {p.source.id})" for p in for_cell(m, task, metric, numbers)) or "–")
+                row.append("; ".join(f"{fmt(p.value)} ({p.model}, {p.source.id})"
+                                     for p in for_cell(m, task, metric, numbers)) or "–")
                 mark.append(False)
         rows.append(tuple(row))
         marks.append(tuple(mark))
@@ -166,7 +169,8 @@ def sweep_grid(cells: pd.DataFrame) -> Grid:
     for task, metric in row_keys(points):
         row = [task, metric]
         for m in models:
-            here = points[(points["model"] == m) & (points["task"] == task) & (points["metric"] == metric)].set_index("x")
+            here = points[(points["model"] == m) & (points["task"] == task)
+                          & (points["metric"] == metric)].set_index("x")
             row += [cell_text(here.loc[k], None, None, None)[0] if k in here.index else "n/a" for k in ks[m]]
         rows.append(tuple(row))
     groups = ((("", 2),) + tuple((short[m], len(ks[m])) for m in models)) if grouped else ()

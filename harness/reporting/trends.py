@@ -5,8 +5,9 @@
   highest demonstration seed; one figure per task family and metric (word scramble tasks together,
   arithmetic together, the rest together), one panel per model.
 - Figure 1.3 view (scale_*.png), when the report merges models with known sizes (run.json's model
-  "parameters") of two or more sizes: score against parameters (log x), one line per setting (ZS, 1S, FS at each model's largest
-  k); where Table H.1 has the task, the published GPT-3 curve of the same setting (all eight sizes) dashed.
+  "parameters") of two or more sizes: score against parameters (log x), one line per setting (ZS, 1S,
+  FS at each model's largest k); where Table H.1 has the task, the published GPT-3 curve of the same
+  setting (all eight sizes) dashed.
 """
 
 from __future__ import annotations

@@ -128,7 +128,8 @@ def _fields(row: dict, meta: BigBenchMeta, where: str) -> dict[str, Any]:
         raise HarnessError(f"{where} has no target_scores: not a multiple-choice task (only those are supported)")
     scores = {k: v for k, v in scores.items() if v is not None}  # a null score names no choice
     if len(scores) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores.values()):
-        raise HarnessError(f"{where}: target_scores must map at least two choices to numbers, got {row['target_scores']!r}")
+        raise HarnessError(f"{where}: target_scores must map at least two choices to numbers, "
+                           f"got {row['target_scores']!r}")
     text = row.get("input")
     if not isinstance(text, str):
         raise HarnessError(f"{where}: input must be a string, got {text!r}")
@@ -216,7 +217,8 @@ def bigbench_preprocess(task: TaskSpec, rows: list[dict]) -> list[dict]:
 
 def _stem(name: str, data_dir: Path | None) -> str:
     if data_dir is None:
-        raise HarnessError(f"BIG-bench task {name!r} needs a data dir holding {FOLDER}/{TASKS}; pass --data-dir or set $HARNESS_DATA_DIR")
+        raise HarnessError(f"BIG-bench task {name!r} needs a data dir holding {FOLDER}/{TASKS}; "
+                           "pass --data-dir or set $HARNESS_DATA_DIR")
     names = bigbench_names(data_dir)
     if not names:
         raise HarnessError(f"{tasks_dir(data_dir)}: no BIG-bench tasks (*.jsonl) there")
@@ -230,7 +232,8 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise HarnessError(f"{path}: no such file (each BIG-bench task needs <name>.jsonl and <name>.meta.json)") from None
+        raise HarnessError(f"{path}: no such file "
+                           "(each BIG-bench task needs <name>.jsonl and <name>.meta.json)") from None
 
 
 def _json(path: Path, raw: bytes) -> Any:
@@ -252,7 +255,8 @@ def _check_first_example(path: Path) -> None:
                 except json.JSONDecodeError as e:
                     raise HarnessError(f"{path}:{number}: malformed JSON line: {e.msg}") from None
                 if not isinstance(row, dict) or not isinstance(row.get("target_scores"), dict):
-                    raise HarnessError(f"{path}:{number}: example has no target_scores: not a multiple-choice task (only those are supported)")
+                    raise HarnessError(f"{path}:{number}: example has no target_scores: "
+                                       "not a multiple-choice task (only those are supported)")
                 return
     raise HarnessError(f"{path}: has no examples")
 

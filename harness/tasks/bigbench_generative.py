@@ -4,7 +4,8 @@ The data dir holds <data dir>/bigbench/generative/<name>.jsonl (one example per 
 or a list of accepted strings) and <name>.meta.json (the other fields of the task.json). Prompts follow
 BIG-bench's json_task, as for the multiple-choice tasks (bigbench.py):
 
-    prompt = task_prefix + (demo + few_shot_example_separator) * k + example_input_prefix + input + example_output_prefix
+    prompt = task_prefix + (demo + few_shot_example_separator) * k
+             + example_input_prefix + input + example_output_prefix
     demo   = its query + its first target
 
 The model generates greedily until `stop_string` when the meta gives one, else until the few-shot separator
@@ -138,6 +139,7 @@ def generative_preprocess(task: TaskSpec, rows: list[dict]) -> list[dict]:
         if not isinstance(text, str):
             raise HarnessError(f"{source}: example {i}: input must be a string, got {text!r}")
         if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-            raise HarnessError(f"{source}: example {i}: target must be a string or a non-empty list of strings, got {target!r}")
+            raise HarnessError(f"{source}: example {i}: target must be a string or a non-empty list of strings, "
+                               f"got {target!r}")
         out.append(row | {QUERY_FIELD: text, TARGETS_FIELD: targets})
     return out

@@ -54,7 +54,8 @@ def search_path(flags: Iterable[str | Path] = ()) -> tuple[TaskDir, ...]:
             continue
         path = Path(text).expanduser()
         if not path.is_dir():
-            raise HarnessError(f"{origin} {text}: not a directory (give a folder of task .toml files; suites go in its suites/)")
+            raise HarnessError(f"{origin} {text}: not a directory "
+                               "(give a folder of task .toml files; suites go in its suites/)")
         if path.resolve() not in seen:
             seen.add(path.resolve())
             dirs.append(TaskDir(path, origin))
@@ -140,7 +141,8 @@ def expand_suites(names, dirs: Sequence[TaskDir] | None = None, data_dir: Path |
             out += [bigbench.PREFIX + stem for stem in bigbench_generative.all_names(data_dir)]
         elif name in suites:
             if name in tasks:
-                raise HarnessError(f"{name!r} is both a task and a suite; rename one of {tasks[name][0]}, {suites[name][0]}")
+                raise HarnessError(f"{name!r} is both a task and a suite; "
+                                   f"rename one of {tasks[name][0]}, {suites[name][0]}")
             out += load_suite(suites[name][0]).tasks
         else:
             out.append(name)

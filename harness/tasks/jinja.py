@@ -100,7 +100,8 @@ def _compiled(template: str):
     """(the expression's evaluator or None, the whole template)."""
     env = environment()
     expr = expression(template)
-    return (env.compile_expression(expr, undefined_to_none=False) if expr is not None else None), env.from_string(template)
+    return ((env.compile_expression(expr, undefined_to_none=False) if expr is not None else None),
+            env.from_string(template))
 
 
 def _evaluate(task: TaskSpec, key: str, template: str, example: Example, as_text: bool) -> Any:
@@ -197,4 +198,5 @@ def check_fields(task: TaskSpec, example: Example, source: str) -> None:
         for name in sorted(names(template)):
             if name not in example.fields:
                 have = ", ".join(sorted(example.fields))
-                raise HarnessError(f"{task.path}: {key} reads {{{{ {name} }}}}, which {source} does not have (fields: {have})")
+                raise HarnessError(f"{task.path}: {key} reads {{{{ {name} }}}}, "
+                                   f"which {source} does not have (fields: {have})")

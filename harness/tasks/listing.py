@@ -39,7 +39,8 @@ def list_tasks(data_dir_flag: Path | None, tasks_dirs: list[str]) -> None:
               f"run one as {PREFIX}<name>):")
         print("  " + ", ".join(names))
     if invalid:
-        print(f"\nBIG-bench tasks that cannot run ({len(invalid)}; fix the file, or `run --skip-invalid` runs the rest):")
+        print(f"\nBIG-bench tasks that cannot run ({len(invalid)}; "
+              "fix the file, or `run --skip-invalid` runs the rest):")
         for stem, reason in invalid.items():
             print(f"  {PREFIX}{stem}: INVALID: {reason}")
     print("\nsuites:")

@@ -32,8 +32,9 @@ DEFAULT_METRICS = {  # kind -> the metrics of a config without metric_list
     TaskKind.MULTIPLE_CHOICE: ["acc"], TaskKind.PARTIAL_SCORING: ["acc"], TaskKind.CLOZE: ["perplexity", "acc"],
     TaskKind.PERPLEXITY: ["word_perplexity", "byte_perplexity", "bits_per_byte"], TaskKind.GENERATE: ["exact_match"]}
 MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "regexes_to_ignore")
-IGNORED = {"tag", "group", "task_alias", "group_alias", "metadata", "should_decontaminate", "doc_to_decontamination_query",
-           "num_fewshot", "dataset_kwargs", "unsafe_code"}  # no effect on prompts or scores (dataset_kwargs: below)
+# no effect on prompts or scores (dataset_kwargs: below)
+IGNORED = {"tag", "group", "task_alias", "group_alias", "metadata", "should_decontaminate",
+           "doc_to_decontamination_query", "num_fewshot", "dataset_kwargs", "unsafe_code"}
 HANDLED = {"task", "dataset_path", "dataset_name", "output_type", "training_split", "validation_split", "test_split",
            "fewshot_split", "process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "description",
            "target_delimiter", "fewshot_delimiter", "generation_kwargs", "metric_list", "filter_list", "repeats",
@@ -139,7 +140,8 @@ LOCAL_LAYOUTS: dict[tuple[str, str | None], LocalLayout] = {
     ("EleutherAI/lambada_openai", "default"): LocalLayout("lambada_openai", train=None),
     ("mandarjoshi/trivia_qa", "rc.nocontext"): LocalLayout("triviaqa", files={"validation": "triviaqa_sm_sub.jsonl"},
                                                            train=None, adapter="lmeval_triviaqa"),
-    # NQ-open's train split is not local: the EfficientQA dev split stands in for demonstrations, as in tasks/nq_open.toml
+    # NQ-open's train split is not local: the EfficientQA dev split stands in for demonstrations,
+    # as in tasks/nq_open.toml
     ("google-research-datasets/nq_open", None): LocalLayout(
         "nq_open", splits={"validation": "dev", "train": "efficientqa_dev"}, train=None),
     ("wmt/wmt14", "fr-en"): LocalLayout("wmt14_fr_en", splits={"validation": "newstest2013", "test": "newstest2014"},

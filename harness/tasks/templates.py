@@ -177,7 +177,8 @@ def choices_of(task: TaskSpec, example: Example) -> list[str]:
     for i, choice in enumerate(choices):
         if not choice:
             key = "prompt.choices" if isinstance(spec, str) else f"prompt.choices[{i}]"
-            raise _error(task, key, f"choice {i} is empty in example {example.id}; every choice needs text to be scored")
+            raise _error(task, key, f"choice {i} is empty in example {example.id}; "
+                         "every choice needs text to be scored")
     return choices
 
 
@@ -199,7 +200,8 @@ def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
     labels = [label.lower() for label in task.prompt.answer_labels]
     if labels:
         if raw.lower() not in labels:
-            raise _error(task, "prompt.answer", f"renders to {raw!r} for example {example.id}, not one of answer_labels {labels}")
+            raise _error(task, "prompt.answer", f"renders to {raw!r} for example {example.id}, "
+                         f"not one of answer_labels {labels}")
         gold = labels.index(raw.lower())
     else:
         try:
@@ -207,7 +209,8 @@ def gold_of(task: TaskSpec, example: Example, n_choices: int) -> int:
         except ValueError:
             raise _error(task, "prompt.answer", f"renders to {raw!r} for example {example.id}, not an index") from None
     if not 0 <= gold < n_choices:
-        raise _error(task, "prompt.answer", f"gold label {gold} out of range for example {example.id} ({n_choices} choices)")
+        raise _error(task, "prompt.answer", f"gold label {gold} out of range for example {example.id} "
+                     f"({n_choices} choices)")
     return gold
 
 

@@ -42,7 +42,8 @@ def validate(name: str, data_dir: Path | None, show: Callable[[str], None] = pri
         show(f"checked: all {len(split.examples)} examples of split {split.name!r} render")
     example = data.eval.examples[0]
     k = 0 if len(data.demos.examples) < 3 or without_demonstrations(task.kind) else 1
-    prompt = build_prompt(task, example, Setting.ONE_SHOT if k else Setting.ZS, k, 0, data.demos.examples, lambda ex: rendered[ex.id])
+    prompt = build_prompt(task, example, Setting.ONE_SHOT if k else Setting.ZS, k, 0, data.demos.examples,
+                          lambda ex: rendered[ex.id])
     text = prompt.text
     if len(text) > SHOWN_CHARACTERS:
         text = text[:SHOWN_CHARACTERS] + f" [... {len(text) - SHOWN_CHARACTERS} more characters]"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics_generation as gen
+from harness.errors import HarnessError
 from harness.records import ChoiceOutcome, ClozeOutcome, DocumentOutcome, GenerationOutcome, MatchOptions, Outcome
 
 BOOTSTRAP_ITERS = 1000
@@ -35,6 +36,7 @@ class Metric:
     higher_is_better: bool
     is_mean: bool  # stderr = sample std / sqrt(n); otherwise bootstrap
     needs_unconditional: bool = False
+    needs_answer_context: bool = False  # reads ChoiceOutcome.answer_context (the task's prompt.answer_context)
     # the task's [metric_options.exact_match] -> `reads` for that task; None: the metric takes no options
     with_match: Callable[[MatchOptions], Mapping[type, Callable[[Any], tuple[float, ...]]]] | None = None
 
@@ -86,6 +88,50 @@ def _acc_calibrated(o: ChoiceOutcome) -> tuple[float]:
     return _pick(o, np.array(o.logprobs) - np.array(o.unconditional))
 
 
+def _acc_gpt3_calibrated(o: ChoiceOutcome) -> tuple[float]:
+    return _pick(o, np.array(o.logprobs) - np.array(o.answer_context))
+
+
+def _judgements(o: ChoiceOutcome) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted yes, gold yes) per answer option of a question whose choices are (yes, no) judgement pairs and
+    whose credit marks the right judgement of each (MultiRC); the pair's argmax is the prediction, a tie says yes."""
+    if not o.credit or len(o.credit) % 2 or len(o.credit) != len(o.logprobs):
+        raise HarnessError(f"em / f1a / acc_per_option read the choices as (yes, no) pairs with a credit per choice "
+                           f"(prompt.choice_scores); got {len(o.logprobs)} choices and credit {o.credit!r}")
+    lls, credit = np.array(o.logprobs).reshape(-1, 2), np.array(o.credit).reshape(-1, 2)  # (options, 2)
+    return lls[:, 0] >= lls[:, 1], credit[:, 0] > 0
+
+
+def _multirc_em(o: ChoiceOutcome) -> tuple[float]:
+    predicted, gold = _judgements(o)
+    return (float(bool(np.all(predicted == gold))),)
+
+
+def _multirc_counts(o: ChoiceOutcome) -> tuple[float, float, float]:
+    """(true positives, false positives, false negatives) over the question's options, 'yes' the positive class."""
+    predicted, gold = _judgements(o)
+    return float(np.sum(predicted & gold)), float(np.sum(predicted & ~gold)), float(np.sum(~predicted & gold))
+
+
+def _multirc_options(o: ChoiceOutcome) -> tuple[float, float]:
+    predicted, gold = _judgements(o)
+    return float(np.sum(predicted == gold)), float(len(gold))
+
+
+def _f1a(s, n):
+    """SuperGLUE's F1a: binary F1 over every answer option, 2 TP / (2 TP + FP + FN); 0 when there is no positive."""
+    tp, fp, fn = s[..., 0], s[..., 1], s[..., 2]
+    denominator = 2 * tp + fp + fn
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1e-300), 0.0)
+
+
+def _choice_exact_match(o: ChoiceOutcome) -> tuple[float]:
+    """lm-evaluation-harness's exact_match of a multiple-choice task with several gold choices (webqs): some
+    accepted choice (credit > 0; without credit, the gold one) is the model's greedy continuation, every token."""
+    accepted = [i for i, c in enumerate(o.credit) if c > 0] if o.credit else [o.gold]
+    return (float(any(o.greedy[i] for i in accepted)),)
+
+
 def _multiple_choice_grade(o: ChoiceOutcome) -> tuple[float]:
     """BIG-bench's multiple_choice_grade: the score (target_scores) of the choice with the highest log-likelihood.
 
@@ -119,7 +165,7 @@ def _summed(name: str, reads: Mapping[type, Callable], aggregate: Aggregate, hig
 
 
 def _exact_match_with(match: MatchOptions) -> Mapping[type, Callable]:
-    return {GenerationOutcome: functools.partial(gen.exact_match, options=match)}
+    return {GenerationOutcome: functools.partial(gen.exact_match, options=match), ChoiceOutcome: _choice_exact_match}
 
 
 METRICS: dict[str, Metric] = {
@@ -139,6 +185,10 @@ METRICS: dict[str, Metric] = {
                           False),
     "word_perplexity": _summed("word_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.words)},
                                _per_word_or_byte, False),
+    # the GPT-2 paper's normalisation (Table 3, as the SOTA row counts): per token of the tokenized dataset, one
+    # <eos> per line included; lm-eval's word_perplexity above counts re.split words of the units text, no <eos>
+    "token_perplexity": _summed("token_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.dataset_tokens)},
+                                _per_word_or_byte, False),
     "byte_perplexity": _summed("byte_perplexity", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
                                _per_word_or_byte, False),
     "bits_per_byte": _summed("bits_per_byte", {DocumentOutcome: lambda o: (o.logprob, o.bytes)},
@@ -154,4 +204,16 @@ METRICS: dict[str, Metric] = {
     **{name: _summed(name, {GenerationOutcome: gen.corpus_statistics(name)}, gen.corpus_score(name), name != "ter")
        for name in ("bleu", "chrf", "ter")},
     **{kind: _mean_metric(kind, {GenerationOutcome: gen.rouge(kind)}) for kind in gen.ROUGE_TYPES},
+    # the GPT-3 paper's calibration (its section 2.4; ARC, OpenBookQA, RACE): log p(choice | prompt) minus
+    # log p(choice | prompt.answer_context), the answer context being "Answer:" (lm-eval's acc_mutual_info,
+    # acc_calibrated above, conditions on the end-of-text token alone instead)
+    "acc_gpt3_calibrated": _mean_metric("acc_gpt3_calibrated", {ChoiceOutcome: _acc_gpt3_calibrated},
+                                        needs_answer_context=True),
+    # MultiRC (one example a question, its options as (yes, no) judgement pairs): exact match per question (every
+    # option judged right; the GPT-3 paper's "acc"), SuperGLUE's F1a over all options, and accuracy per option
+    # (lm-evaluation-harness's multirc acc) as summed counts
+    "em": _mean_metric("em", {ChoiceOutcome: _multirc_em}),
+    "f1a": _summed("f1a", {ChoiceOutcome: _multirc_counts}, _f1a, True),
+    "acc_per_option": _summed("acc_per_option", {ChoiceOutcome: _multirc_options}, lambda s, n: s[..., 0] / s[..., 1],
+                              True),
 }

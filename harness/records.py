@@ -104,6 +104,7 @@ class LoglikelihoodRequest:
 class RollingRequest:
     id: str
     text: str
+    stride: int = 0  # tokens predicted per window after the first (scoring.rolling_windows); 0: disjoint windows
     kind: RequestKind = field(default=RequestKind.ROLLING, init=False)
 
 
@@ -157,6 +158,7 @@ class ChoiceOutcome:
     unconditional: tuple[float, ...] = ()  # per choice, after the prefix token alone (when a metric needs it)
     truncated: int = 0  # context tokens cut to fit, the most over the choices
     credit: tuple[float, ...] = ()  # the score of each choice (BIG-bench target_scores); () = 1 for gold, else 0
+    answer_context: tuple[float, ...] = ()  # per choice, after prompt.answer_context (GPT-3's calibration)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class DocumentOutcome:
     n_tokens: int
     words: int  # whitespace-separated words of the units text
     bytes: int  # UTF-8 bytes of the units text
+    dataset_tokens: int = 0  # whitespace tokens of the units text + one <eos> per line (kinds.count_dataset_tokens)
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,16 @@ class ChoiceAnswer:
     prediction: int
     unconditional: tuple[float, ...] = ()  # per choice, after the prefix token alone (when a metric needs it)
     truncated: int = 0
+    # per choice, after the task's prompt.answer_context (when a metric needs it)
+    answer_context: tuple[float, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out = {"choices": list(self.choices), "gold": self.gold, "logprobs": list(self.logprobs),
                "greedy": list(self.greedy), "n_tokens": list(self.n_tokens), "prediction": self.prediction}
         if self.unconditional:
             out["unconditional_logprobs"] = list(self.unconditional)
+        if self.answer_context:
+            out["answer_context_logprobs"] = list(self.answer_context)
         return out | {"truncated": self.truncated}
 
     @classmethod
@@ -54,7 +58,8 @@ class ChoiceAnswer:
         return cls(choices=tuple(d["choices"]), gold=int(d["gold"]), logprobs=tuple(d["logprobs"]),
                    greedy=tuple(d.get("greedy") or ()), n_tokens=tuple(d.get("n_tokens") or ()),
                    prediction=int(d["prediction"]), unconditional=tuple(d.get("unconditional_logprobs") or ()),
-                   truncated=int(d.get("truncated", 0) or 0))
+                   truncated=int(d.get("truncated", 0) or 0),
+                   answer_context=tuple(d.get("answer_context_logprobs") or ()))
 
     @property
     def decision(self) -> int:

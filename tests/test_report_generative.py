@@ -29,7 +29,7 @@ def test_the_shared_csv_maps_every_row_and_reads_the_provenance_spot_cells():
     if folder is None:
         pytest.skip("no shared/published/gpt3_table_h1.csv beside the checkout")
     table = gpt3.load_table_h1(folder)
-    assert len(table) == 1272  # 1512 printed cells less the unmapped rows (multi-bleu, RACE-m, SAT, f1a, average)
+    assert len(table) == 1320  # 1512 printed cells less the unmapped rows (multi-bleu, SAT, average)
     cell = {(p.task, p.metric, p.setting, p.model): p.value for p in table}
     assert cell["hellaswag", "acc_per_token", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.337)
     assert cell["triviaqa", "exact_match", "FS(64)", "GPT-3 Medium (350M)"] == pytest.approx(0.163)
@@ -37,6 +37,10 @@ def test_the_shared_csv_maps_every_row_and_reads_the_provenance_spot_cells():
     assert cell["lambada_openai", "perplexity", "1S", "GPT-3 Small (125M)"] == pytest.approx(165.0)  # not a percent
     assert cell["wmt14-fr-en", "bleu", "ZS", "GPT-3 175B (175B)"] > 1  # BLEU stays in points
     assert cell["squadv2", "f1", "FS(16)", "GPT-3 175B (175B)"] > 1
+    assert cell["race_middle", "acc_gpt3_calibrated", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.421)
+    assert cell["multirc", "em", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.0472)  # the paper's MultiRC "acc"
+    assert cell["multirc", "f1a", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.570)
+    assert cell["wsc273", "acc_per_token", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.663)  # Winograd
     wanted = {"arithmetic_2da", "arithmetic_2ds", "arithmetic_3da", "arithmetic_3ds", "arithmetic_4da", "arithmetic_4ds",
               "arithmetic_5da", "arithmetic_5ds", "arithmetic_2dm", "arithmetic_1dc", "anagrams1", "anagrams2",
               "cycle_letters", "random_insertion", "reversed_words", "triviaqa", "nq_open", "squadv2", "wmt14-fr-en",

@@ -37,7 +37,7 @@ def test_toy_task_loads(tmp_path):
         (('choices = ["$sol1", "$sol2"]', "choices = []"), "t.toml: prompt.choices: is empty"),
         (('local = "toy_mc"\n', ""), "t.toml: data: needs `local`"),
         (('query = "Question: $goal\\nAnswer:"', 'query = "Question: $ goal"'), "t.toml:10: prompt.query: '$ goal' is not a field"),
-        (("[data]", "preprocess = 'lambda'\n[data]"), "t.toml: preprocess: unknown preprocess function 'lambda' (did you mean: lambada?)"),
+        (("[data]", "preprocess = 'lambda'\n[data]"), "t.toml: preprocess: unknown preprocess function 'lambda' (did you mean: lambada, lambada_word?)"),
         (("[data]", "colour = 1\n[data]"), "t.toml: colour: unknown key"),
     ],
 )

@@ -20,8 +20,9 @@ from harness.records import Request, RequestKind, Result
 
 
 def payload(request: Request) -> tuple:
-    """What a request asks of the model, without its id."""
-    return tuple(v for k, v in vars(request).items() if k not in ("id", "kind"))
+    """What a request asks of the model, without its id (a rolling request's default stride 0 left out, so its
+    content key, and the result cache's, is the one it had before strides existed; a strided one differs)."""
+    return tuple(v for k, v in vars(request).items() if k not in ("id", "kind") and not (k == "stride" and v == 0))
 
 
 def content_key(request: Request) -> str:
@@ -70,7 +71,9 @@ class Plan:
         """Results by request id from results by unit key; every planned key must have arrived."""
         missing = [u.key for u in self.units if u.key not in results]
         if missing:
-            raise RuntimeError(f"{len(missing)} of {len(self.units)} planned results did not arrive (first: {missing[0]})")
+            raise RuntimeError(
+                f"{len(missing)} of {len(self.units)} planned results did not arrive (first: {missing[0]})"
+            )
         return {rid: results[key] for rid, key in self.owners.items()}
 
 
@@ -82,6 +85,9 @@ def make_plan(requests: Iterable[Request]) -> Plan:
         key = content_key(r)
         by_kind.setdefault(r.kind, {}).setdefault(key, r)
         owners[r.id] = key
-    units = [Unit(key, r) for unique in by_kind.values()
-             for key, r in sorted(unique.items(), key=lambda item: _order(item[1]), reverse=True)]
+    units = [
+        Unit(key, r)
+        for unique in by_kind.values()
+        for key, r in sorted(unique.items(), key=lambda item: _order(item[1]), reverse=True)
+    ]
     return Plan(tuple(units), MappingProxyType(owners))

@@ -47,7 +47,9 @@ def cpu_has_bf16() -> bool:
 
     if platform.machine().lower() in ("arm64", "aarch64"):
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return any(getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(
+        getattr(torch.cpu, check, lambda: False)() for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
 
 
 def default_batch_tokens(device: str) -> int:
@@ -63,8 +65,14 @@ class HFModel:
     kinds = frozenset(RequestKind)
 
     def __init__(
-        self, module, tokenizer, name: str, batch_tokens: int | None = DEFAULT_BATCH_TOKENS, source: str = "",
-        pack: PackMode | None = None, driver: Driver | None = None,
+        self,
+        module,
+        tokenizer,
+        name: str,
+        batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
+        source: str = "",
+        pack: PackMode | None = None,
+        driver: Driver | None = None,
     ):
         self.module = module.eval()
         self.driver = driver or TRANSFORMERS
@@ -97,6 +105,7 @@ class HFModel:
             "model_type": getattr(config, "model_type", None),
             "parameters": sum(p.numel() for p in self.module.parameters()),
             "dtype": str(next(self.module.parameters()).dtype),
+            "device": str(next(self.module.parameters()).device),
             "max_length": self.max_length,
             "scoring": self.pack_mode.value,
             # how many padded tokens a forward pass held, and whether a probe chose it (None: nothing ran)
@@ -118,8 +127,15 @@ class HFModel:
         key = probe.cache_key(probe.shape_of(self.module), device, str(parameter.dtype), torch.get_num_threads())
         path = result_cache_path().parent / probe.CACHE_FILE  # the user's cache folder (tests: their own)
         oom = (MemoryError, torch.OutOfMemoryError)
-        choice = probe.choose(key, path, self._probe_pass, probe.candidates(device), default_batch_tokens(device),
-                              clock=probe.clock_for(parameter.device), out_of_memory=oom)
+        choice = probe.choose(
+            key,
+            path,
+            self._probe_pass,
+            probe.candidates(device),
+            default_batch_tokens(device),
+            clock=probe.clock_for(parameter.device),
+            out_of_memory=oom,
+        )
         if choice.how == "probed":
             rates = ", ".join(f"{b}: {r:.0f}" for b, r in choice.rates.items())
             say(f"batch size: {choice.batch_tokens} tokens per forward pass (tokens/s {rates}; kept in {path})")
@@ -136,8 +152,11 @@ class HFModel:
                     hidden = self.packable.body(ids, None, None)  # (B, W, C)
                     self.packable.head(hidden[:, -1])  # (B, V)
                 else:
-                    scoring.forward_scored(self.module, [scoring.ModelInput(tuple(r), (r[-1],), 0) for r in ids.tolist()],
-                                           self._can_keep_logits)
+                    scoring.forward_scored(
+                        self.module,
+                        [scoring.ModelInput(tuple(r), (r[-1],), 0) for r in ids.tolist()],
+                        self._can_keep_logits,
+                    )
         finally:
             if next(self.module.parameters()).device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -170,7 +189,9 @@ class HFModel:
 
         if self._fingerprint is None:
             dtype = next(self.module.parameters()).dtype
-            digest = hashlib.sha256(f"{type(self.module).__name__}|{self.max_length}|{self.prefix_token}|{dtype}".encode())
+            digest = hashlib.sha256(
+                f"{type(self.module).__name__}|{self.max_length}|{self.prefix_token}|{dtype}".encode()
+            )
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             vocab = backend.to_str() if backend is not None else json.dumps(self.tokenizer.get_vocab(), sort_keys=True)
             digest.update(vocab.encode())
@@ -208,7 +229,7 @@ class HFModel:
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> dict[str, RollingResult]:
         rows, owner = [], []
         for r in requests:
-            for window in scoring.rolling_windows(self.encode(r.text), self.prefix_token, self.max_length):
+            for window in scoring.rolling_windows(self.encode(r.text), self.prefix_token, self.max_length, r.stride):
                 rows.append(scoring.model_input(window, self.max_length))
                 owner.append(r.id)
         scores = self._score_rows(rows)
@@ -227,7 +248,9 @@ class HFModel:
         with torch.inference_mode():
             return fastpath.run(mode, self.module, self.packable, rows, self.batch_tokens, self.row_limit)
 
-    def _score_plain(self, rows: list[scoring.ModelInput], batch_tokens: int | None = None) -> list[tuple[float, bool, bool]]:
+    def _score_plain(
+        self, rows: list[scoring.ModelInput], batch_tokens: int | None = None
+    ) -> list[tuple[float, bool, bool]]:
         """One right-padded row per request, the context repeated for every choice."""
         import torch
 
@@ -250,10 +273,18 @@ class HFModel:
             jobs.append(Job(context, r.max_new_tokens, tuple(r.stop)))
             cut.append(max(0, len(encoded) - len(context)))  # the prefix token of an empty context cuts nothing
         decode = self._decode_new
-        new = generation.generate(self.driver.cached(self.module), jobs, self.eos_ids, decode,
-                                  GENERATE_FACTOR * self.batch_tokens, self.batch_tokens)
-        return {r.id: GenerateResult(cut_at_stop(decode(ids), r.stop), n)
-                for r, ids, n in zip(requests, new, cut, strict=True)}
+        new = generation.generate(
+            self.driver.cached(self.module),
+            jobs,
+            self.eos_ids,
+            decode,
+            GENERATE_FACTOR * self.batch_tokens,
+            self.batch_tokens,
+        )
+        return {
+            r.id: GenerateResult(cut_at_stop(decode(ids), r.stop), n)
+            for r, ids, n in zip(requests, new, cut, strict=True)
+        }
 
     def _decode_new(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

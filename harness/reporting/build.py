@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from harness.lineage import Lineage
-from harness.reporting import gpt3
+from harness.reporting import gpt2, gpt3
 from harness.reporting.changes import Comparison, find_changes
 from harness.reporting.grid import Grid
 from harness.reporting.published import Source, published_numbers
@@ -53,6 +53,7 @@ class Report:
     between: pd.DataFrame | None = None  # paired tests of each model against the first (significance.BETWEEN)
     between_grid: Grid | None = None
     unpaired: str = ""  # why there are no paired tests at all, "" when there are some
+    table3: Grid | None = None  # the GPT-2 paper's Table 3 layout (gpt2.py), None without a Table 3 task
 
 
 def model_params(models: dict[str, dict] | None) -> dict[str, float]:
@@ -72,7 +73,9 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
     paired = paired_comparisons(samples)
     main, legend = main_grid(cells, paired)
     table = gpt3.load_table_h1(gpt3.resolve_published_dir(published_dir))
-    every = gpt3.with_table_h1(published_numbers(), table, set(zip(cells["task"], cells["metric"], strict=True)))
+    table3 = gpt2.load_table3(gpt3.resolve_published_dir(published_dir))
+    stored_numbers = gpt2.with_table3(published_numbers(), table3)  # Table 3 from its CSV, not a web transcription
+    every = gpt3.with_table_h1(stored_numbers, table, set(zip(cells["task"], cells["metric"], strict=True)))
     h1 = tuple(p for p in every if p.source == gpt3.SOURCE)
     stored = tuple(p for p in every if p.source != gpt3.SOURCE)
     published, numbers = published_grid(dict.fromkeys(cells["task"]), list(dict.fromkeys(cells["model"])), stored)
@@ -85,7 +88,9 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
                   _findings(paired), _notes(cells, samples) + _finetune_notes(finetune or {}) + memory_notes(models),
                   bands, h1,
                   gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models),
-                  tuple(warnings), between, between_grid(between) if not between.empty else None, why_unpaired(samples, paired, between))
+                  tuple(warnings), between, between_grid(between) if not between.empty else None,
+                  why_unpaired(samples, paired, between),
+                  gpt2.table3_grid(cells, table3))
 
 
 def why_unpaired(samples: pd.DataFrame | None, paired: pd.DataFrame, between: pd.DataFrame) -> str:
@@ -116,7 +121,8 @@ def between_grid(between: pd.DataFrame) -> Grid:
 def between_findings(between: pd.DataFrame | None) -> tuple[str, ...]:
     if between is None or between.empty:
         return ()
-    return tuple(f"{r['task']} {r['metric']} {column_label(r['setting'], int(r['k']))}: {r['model_b']} − {r['model_a']} = "
+    return tuple(f"{r['task']} {r['metric']} {column_label(r['setting'], int(r['k']))}: "
+                 f"{r['model_b']} − {r['model_a']} = "
                  f"{r['delta']:+.3f} (95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p = {r['p_value']:.3g}, "
                  f"{r['test']}, n = {r['n']})" for r in between[between["significant"]].to_dict("records"))
 

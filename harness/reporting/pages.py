@@ -17,6 +17,7 @@ from harness.reporting.build import Report, between_findings, build_report
 from harness.reporting.changes import CAP, changes_table
 from harness.reporting.examples import CSS as EXAMPLES_CSS
 from harness.reporting.examples import changes_html
+from harness.reporting.gpt2 import SOURCE as TABLE3_SOURCE
 from harness.reporting.grid import html_table, latex, markdown
 from harness.reporting.plots import summary_figure, sweep_figures
 from harness.reporting.significance import ALPHA, ITERS
@@ -41,7 +42,8 @@ def summary_lines(report: Report) -> list[str]:
     lines = []
     if report.significance is not None:
         if not report.findings:
-            lines += [f"No difference against ZS is significant at {ALPHA} ({len(report.paired)} paired comparisons).", ""]
+            lines += [f"No difference against ZS is significant at {ALPHA} "
+                      f"({len(report.paired)} paired comparisons).", ""]
         else:
             lines += [f"Significant at {ALPHA} ({len(report.findings)} of {len(report.paired)} paired comparisons "
                       "against ZS):", ""] + [f"- {f}" for f in report.findings] + [""]
@@ -71,7 +73,8 @@ def render_markdown(report: Report, figures=(), root: Path | None = None) -> str
         lines += ["## Shot sweep", "", markdown(report.sweep), ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}]({p.relative_to(root) if root else p})" for p in figures] + [""]
-    lines += _bands_markdown(report) + _changes_markdown(report) + _published_markdown(report)
+    lines += _bands_markdown(report) + _table3_markdown(report) + _changes_markdown(report)
+    lines += _published_markdown(report)
     if report.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in report.notes] + [""]
     return "\n".join(lines)
@@ -96,6 +99,13 @@ def _bands_markdown(report: Report) -> list[str]:
             f"- {_source_line(report.band_source)}", ""]
 
 
+def _table3_markdown(report: Report) -> list[str]:
+    if report.table3 is None:
+        return []
+    return ["## GPT-2 Table 3 (zero-shot language modelling)", "", report.table3.caption, "",
+            markdown(report.table3), "", f"- {_source_line(TABLE3_SOURCE)}", ""]
+
+
 def _changes_markdown(report: Report) -> list[str]:
     if not report.changes:
         return []
@@ -106,7 +116,8 @@ def _published_markdown(report: Report) -> list[str]:
     if not report.published.rows:
         return []
     lines = ["## Published reference numbers", "",
-             "Stored in harness/published.toml; shown beside ours (column 'published') only where the model is the same.",
+             "Stored in harness/published.toml; shown beside ours (column 'published') "
+             "only where the model is the same.",
              "", markdown(report.published), ""]
     return lines + [f"- {s.id}: {s.title}. Read at {s.read_at}. {s.notes}" for s in report.sources] + [""]
 
@@ -153,9 +164,11 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
     esc = html.escape
     summary = [line for line in summary_lines(report) if line]
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(report.title)}</title>",
-             f"<style>{CSS}{EXAMPLES_CSS if report.changes else ''}</style></head><body>", f"<h1>{esc(report.title)}</h1>"]
+             f"<style>{CSS}{EXAMPLES_CSS if report.changes else ''}</style></head><body>",
+             f"<h1>{esc(report.title)}</h1>"]
     if report.legend:
-        parts.append("<p>Models: " + "; ".join(f"<b>{esc(k)}</b> = {esc(m)}" for k, m in report.legend.items()) + "</p>")
+        parts.append("<p>Models: " + "; ".join(f"<b>{esc(k)}</b> = {esc(m)}" for k, m in report.legend.items())
+                     + "</p>")
     if report.warnings:
         parts += ["<h2>Warnings</h2>", f"<ul>{_paragraphs(report.warnings)}</ul>"]
     parts += ["<h2>Scores</h2>", html_table(report.main, "scores main"), f'<p class="legend">{esc(CELL_LEGEND)}</p>',
@@ -171,7 +184,8 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
         parts += ["<h2>Figures</h2>"] + [figure_html(p) for p in figures]
     if report.bands is not None:
         parts += ["<h2>GPT-3 plausibility bands (Table H.1)</h2>", f'<p class="legend">{esc(BANDS_TEXT)}</p>',
-                  html_table(report.bands, "scores bands"), f"<ul>{_paragraphs([_source_line(report.band_source)])}</ul>"]
+                  html_table(report.bands, "scores bands"),
+                  f"<ul>{_paragraphs([_source_line(report.band_source)])}</ul>"]
     if report.changes:
         parts += ["<h2>Examples behind a difference</h2>", f'<p class="legend">{esc(CHANGES_TEXT)}</p>',
                   html_table(changes_table(report.changes), "scores changes"), changes_html(report.changes)]

@@ -11,6 +11,8 @@ is a warning (TaskData.warning) that the run prints and records.
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from harness.files import shared_folder
 from harness.records import Example
 from harness.tasks import jinja
 from harness.tasks.jsonl import read_jsonl
-from harness.tasks.preprocess import PREPROCESSORS
+from harness.tasks.preprocess import PREPROCESSORS, RowProblem
 from harness.tasks.spec import TaskSpec
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -130,12 +132,24 @@ def load_split(task: TaskSpec, split: str, data_dir: Path | None) -> Split:
         rows, sha = _read_hub(task, split, data_dir), None
         source = f"hub:{task.data.hub}" + (f"/{task.data.hub_name}" if task.data.hub_name else "")
     if task.preprocess:
-        rows = PREPROCESSORS[task.preprocess](task, rows)
+        try:
+            rows = PREPROCESSORS[task.preprocess](task, rows)
+        except RowProblem as e:  # one line naming file:line and the field, before any model work
+            where = f"{path}:{_line_of(path, e.index)}" if path is not None else f"{source} row {e.index}"
+            raise HarnessError(f"{where}: {e.field}: {e.message} (task {task.name}, {task.path})") from None
     examples = tuple(Example(id=f"{split}-{i}", fields=row) for i, row in enumerate(rows))
     if not examples:
         raise HarnessError(f"{source}: split {split!r} of task {task.name} has no examples")
     check_fields(task, examples[0], source)
     return Split(split, examples, source, sha)
+
+
+def _line_of(path: Path, index: int) -> int:
+    """The line number of the index-th row of a JSON-lines file (read_jsonl skips blank lines)."""
+    raw = path.read_bytes()
+    data = gzip.decompress(raw) if path.name.endswith(".gz") else raw
+    rows = (number for number, line in enumerate(data.split(b"\n"), 1) if line.strip())
+    return next(itertools.islice(rows, index, None), index + 1)
 
 
 def check_fields(task: TaskSpec, example: Example, source: str) -> None:
@@ -157,11 +171,13 @@ def _read_hub(task: TaskSpec, split: str, data_dir: Path | None) -> list[dict]:
         looked += f"; splits found: {', '.join(local_splits(task, data_dir)) or 'none'}"
     hint = f"put {split}.jsonl under <data dir>/{task.data.local} and pass --data-dir or set ${DATA_DIR_ENV}"
     if task.data.hub is None:
-        raise HarnessError(f"task {task.name}: split {split!r} not found locally ({looked}) and the task has no hub id; {hint}")
+        raise HarnessError(f"task {task.name}: split {split!r} not found locally ({looked}) "
+                           f"and the task has no hub id; {hint}")
     from harness import hub
 
     if not hub.reachable():
-        raise HarnessError(f"task {task.name}: split {split!r} not found locally ({looked}) and the hub is unreachable; {hint}")
+        raise HarnessError(f"task {task.name}: split {split!r} not found locally ({looked}) "
+                           f"and the hub is unreachable; {hint}")
     import datasets
 
     datasets.disable_progress_bars()

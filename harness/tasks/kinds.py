@@ -1,14 +1,14 @@
 """A task kind is one record in one table: the prompt keys its file may give, how an example renders, the
 requests a prompt asks of the model, the outcome built from their results, what a sample records, the gold
-pair that demonstrations and fine-tuning use, and its default metrics.
+pair that demonstrations and fine-tuning use, and its default metrics. Below, d is prompt.target_delimiter.
 
-| kind            | requests per prompt                                   | outcome           | gold pair (extra, continuation) |
-| --------------- | ----------------------------------------------------- | ----------------- | ------------------------------- |
-| multiple_choice | loglikelihood of delimiter + choice, for each choice  | ChoiceOutcome     | ("", delimiter + gold choice)   |
-| partial_scoring | loglikelihood of delimiter + target after each choice | ChoiceOutcome     | (gold choice, delimiter + target) |
-| cloze           | loglikelihood of delimiter + target                   | ClozeOutcome      | ("", delimiter + target)        |
-| perplexity      | rolling loglikelihood of the document                 | DocumentOutcome   | none: no demonstrations, no FT  |
-| generate        | greedy continuation until a stop string, filtered     | GenerationOutcome | ("", delimiter + first reference) |
+| kind            | requests per prompt                               | outcome           | gold (extra, continuation) |
+| --------------- | ------------------------------------------------- | ----------------- | -------------------------- |
+| multiple_choice | loglikelihood of d + choice, for each choice      | ChoiceOutcome     | ("", d + gold choice)      |
+| partial_scoring | loglikelihood of d + target after each choice     | ChoiceOutcome     | (gold choice, d + target)  |
+| cloze           | loglikelihood of d + target                       | ClozeOutcome      | ("", d + target)           |
+| perplexity      | rolling loglikelihood of the document             | DocumentOutcome   | none: no demos, no FT      |
+| generate        | greedy continuation until a stop string, filtered | GenerationOutcome | ("", d + first reference)  |
 
 A demonstration is query + extra + continuation of its gold pair; FT trains on (prompt + extra, continuation).
 A row also says what a samples.jsonl line records (an answer type of samples.py), how `harness validate`
@@ -74,6 +74,10 @@ def unconditional_id(prompt: Prompt, i: int) -> str:
     return f"{prompt.key}#uncond{i}"
 
 
+def answer_context_id(prompt: Prompt, i: int) -> str:
+    return f"{prompt.key}#actx{i}"
+
+
 def target_id(prompt: Prompt) -> str:
     return f"{prompt.key}#target"
 
@@ -104,12 +108,14 @@ def _credit(task: TaskSpec, ex: Example, n_choices: int) -> tuple[float, ...]:
 def _render_partial(task: TaskSpec, ex: Example) -> Rendered:
     choices = tuple(choices_of(task, ex))
     gold = gold_of(task, ex, len(choices))
-    query, target = fill(task, "prompt.query", task.prompt.query, ex), fill(task, "prompt.target", task.prompt.target, ex)
+    query, target = (fill(task, "prompt.query", task.prompt.query, ex),
+                     fill(task, "prompt.target", task.prompt.target, ex))
     return Rendered(ex.id, query, choices, gold, target)
 
 
 def _render_target(task: TaskSpec, ex: Example) -> Rendered:
-    query, target = fill(task, "prompt.query", task.prompt.query, ex), fill(task, "prompt.target", task.prompt.target, ex)
+    query, target = (fill(task, "prompt.query", task.prompt.query, ex),
+                     fill(task, "prompt.target", task.prompt.target, ex))
     return Rendered(ex.id, query, target=target)
 
 
@@ -142,6 +148,9 @@ def _choice_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
     if task.needs_unconditional:  # lm-evaluation-harness's acc_mutual_info: the choice after the prefix token alone
         out += [LoglikelihoodRequest(unconditional_id(p, i), "", cont)
                 for i, (_, cont) in enumerate(alternatives(task, r))]
+    if task.needs_answer_context:  # the GPT-3 paper's calibration: the choice after its answer context ("Answer:")
+        out += [LoglikelihoodRequest(answer_context_id(p, i), task.prompt.answer_context, cont)
+                for i, (_, cont) in enumerate(alternatives(task, r))]
     return out
 
 
@@ -150,7 +159,7 @@ def _cloze_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
 
 
 def _rolling_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
-    return [RollingRequest(target_id(p), p.query)]
+    return [RollingRequest(target_id(p), p.query, task.prompt.stride)]
 
 
 def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
@@ -164,8 +173,10 @@ def _choice_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) ->
     scored = [results[choice_id(p, i)] for i in range(len(r.choices))]
     uncond = (tuple(results[unconditional_id(p, i)].logprob for i in range(len(r.choices)))
               if task.needs_unconditional else ())
+    actx = (tuple(results[answer_context_id(p, i)].logprob for i in range(len(r.choices)))
+            if task.needs_answer_context else ())
     return ChoiceOutcome(r.choices, r.gold, tuple(s.logprob for s in scored), tuple(s.is_greedy for s in scored),
-                         tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored), r.credit)
+                         tuple(s.n_tokens for s in scored), uncond, max(s.truncated for s in scored), r.credit, actx)
 
 
 def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> ClozeOutcome:
@@ -175,7 +186,8 @@ def _cloze_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> 
 
 def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> DocumentOutcome:
     s = results[target_id(p)]
-    return DocumentOutcome(s.logprob, s.n_tokens, count_words(r.units), len(r.units.encode("utf-8")))
+    return DocumentOutcome(s.logprob, s.n_tokens, count_words(r.units), len(r.units.encode("utf-8")),
+                           count_dataset_tokens(r.units))
 
 
 def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> GenerationOutcome:
@@ -194,9 +206,16 @@ def count_words(text: str) -> int:
     return len(re.split(r"\s+", text))
 
 
+def count_dataset_tokens(text: str) -> int:
+    """A tokenized dataset's own token count (PTB, WikiText: the GPT-2 paper's normalisation, the SOTA row's):
+    its whitespace-separated tokens plus one <eos> per line (each newline)."""
+    return len(text.split()) + text.count("\n")
+
+
 def _choice_sample(o: ChoiceOutcome) -> ChoiceAnswer:
     return ChoiceAnswer(choices=o.choices, gold=o.gold, logprobs=o.logprobs, greedy=o.greedy, n_tokens=o.n_tokens,
-                        prediction=argmax(o.logprobs), unconditional=o.unconditional, truncated=o.truncated)
+                        prediction=argmax(o.logprobs), unconditional=o.unconditional, truncated=o.truncated,
+                        answer_context=o.answer_context)
 
 
 def _cloze_sample(o: ClozeOutcome) -> ClozeAnswer:
@@ -262,9 +281,12 @@ _CHOICE_ROW = dict(request_kind=RequestKind.LOGLIKELIHOOD, requests=_choice_requ
                    describe_gold=_choice_gold, lmeval_output_type="multiple_choice", lmeval_export=_choice_export,
                    budget=_LOGLIKELIHOOD_BUDGET)
 
+_ONE_CONTINUATION = "needs a continuation per choice; with partial scoring every choice shares one"
+
 KINDS: dict[TaskKind, KindRules] = {
     TaskKind.MULTIPLE_CHOICE: KindRules(
-        **_CHOICE_ROW, required=("query", "choices", "answer"), allowed=_CHOICE, render=_render_choices,
+        **_CHOICE_ROW, required=("query", "choices", "answer"), allowed=_CHOICE | {"answer_context", "choice_scores"},
+        render=_render_choices,
         default_metrics=("acc", "acc_norm"),
         pairs=lambda r, d: [("", d + c) for c in r.choices], gold=lambda r, d: ("", d + r.choices[r.gold]),
         hints={"target": "applies to partial scoring, where each choice completes the context and this shared text "
@@ -274,8 +296,7 @@ KINDS: dict[TaskKind, KindRules] = {
         **_CHOICE_ROW, required=("query", "choices", "answer", "target"), allowed=_CHOICE | {"target"},
         render=_render_partial, default_metrics=("acc",),
         pairs=lambda r, d: [(c, d + r.target) for c in r.choices], gold=lambda r, d: (r.choices[r.gold], d + r.target),
-        refused_metrics={"acc_calibrated": "needs a continuation per choice; with partial scoring every choice "
-                                           "shares one"},
+        refused_metrics={name: _ONE_CONTINUATION for name in ("acc_calibrated", "acc_gpt3_calibrated")},
     ),
     TaskKind.CLOZE: KindRules(
         request_kind=RequestKind.LOGLIKELIHOOD, required=("query", "target"), allowed=_SHARED | {"target"},
@@ -285,7 +306,7 @@ KINDS: dict[TaskKind, KindRules] = {
         pairs=lambda r, d: [("", d + r.target)], gold=lambda r, d: ("", d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
     ),
     TaskKind.PERPLEXITY: KindRules(
-        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text"}),
+        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text", "stride"}),
         render=_render_document, requests=_rolling_requests, outcome=DocumentOutcome,
         build_outcome=_document_outcome, answer=DocumentAnswer, sample=_document_sample,
         describe_gold=lambda r: "none (perplexity over the document)", lmeval_output_type="loglikelihood_rolling",

@@ -15,6 +15,18 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.tasks import bigbench, bigbench_generative
+from harness.tasks.detokenize import is_title, wikitext_detokenize
+from harness.tasks.preprocess_papers import (
+    RowProblem,
+    multirc,
+    ptb_documents,
+    race,
+    webqs,
+    wic,
+    wikitext_articles,
+    wsc,
+    wsc273,
+)
 from harness.tasks.spec import TaskSpec
 
 Rows = list[dict]
@@ -56,10 +68,11 @@ def hellaswag(rows: Rows) -> Rows:
 def arc(rows: Rows) -> Rows:
     """choices = choices.text; gold = index of answerKey among choices.label (arc_easy.yaml)."""
     out = []
-    for row in rows:
+    for index, row in enumerate(rows):
         labels = list(row["choices"]["label"])
-        if row["answerKey"] not in labels:
-            raise HarnessError(f"ARC row {row.get('id')}: answerKey {row['answerKey']!r} not among labels {labels}")
+        if row["answerKey"] not in labels:  # RowProblem: named file:line by data.py (OpenBookQA shares this layout)
+            raise RowProblem(index, "answerKey", f"{row['answerKey']!r} (row {row.get('id')}) is not among the "
+                             f"choice labels {labels}: the option list has no gold")
         out.append(row | {"choice_texts": list(row["choices"]["text"]), "gold": labels.index(row["answerKey"])})
     return out
 
@@ -71,7 +84,8 @@ def copa(rows: Rows) -> Rows:
     out = []
     for row in rows:
         lower = [" " + c[0].lower() + c[1:] for c in (row["choice1"], row["choice2"])]
-        out.append(row | {"query": row["premise"].strip()[:-1] + f" {connector[row['question']]}", "choice_list": lower})
+        out.append(row | {"query": row["premise"].strip()[:-1] + f" {connector[row['question']]}",
+                          "choice_list": lower})
     return out
 
 
@@ -87,11 +101,6 @@ def winogrande(rows: Rows) -> Rows:
     return out
 
 
-def _is_title(line: str) -> bool:
-    line = line.replace("= = =", "===").replace("= =", "==").strip()
-    return line.startswith("= ") and line.endswith(" =")
-
-
 def wikitext_documents(rows: Rows) -> Rows:
     """Group wikitext's line rows into articles (the layout of EleutherAI/wikitext_document_level).
 
@@ -104,7 +113,7 @@ def wikitext_documents(rows: Rows) -> Rows:
     raw = "".join(row["text"] if row["text"] else " \n" for row in rows)
     pages, lines = [], []
     for line in raw.split("\n"):
-        if _is_title(line):
+        if is_title(line):
             page = "\n".join(lines)
             if page.strip():
                 pages.append(page)
@@ -112,25 +121,6 @@ def wikitext_documents(rows: Rows) -> Rows:
         lines.append(line)
     pages.append("\n".join(lines))
     return [{"page": page, "text": wikitext_detokenize(page)} for page in pages]
-
-
-def wikitext_detokenize(text: str) -> str:
-    """Undo wikitext's tokenization: ' @-@ ' -> '-', ' , ' -> ', ', bracket spacing, and so on."""
-    text = text.replace("s '", "s'")
-    text = re.sub(r"/' [0-9]/", r"/'[0-9]/", text)
-    for before, after in ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", ".")):  # number separators
-        text = text.replace(before, after)
-    for mark in ":;.!?,":  # punctuation
-        text = text.replace(f" {mark} ", f"{mark} ")
-    text = re.sub(r"\(\s*([^\)]*?)\s*\)", r"(\1)", text)
-    text = re.sub(r"\[\s*([^\]]*?)\s*\]", r"[\1]", text)
-    text = re.sub(r"{\s*([^}]*?)\s*}", r"{\1}", text)
-    text = re.sub(r"\"\s*([^\"]*?)\s*\"", r'"\1"', text)
-    text = re.sub(r"'\s*([^']*?)\s*'", r"'\1'", text)
-    for before, after in (("= = = =", "===="), ("= = =", "==="), ("= =", "=="), (" \u00b0 ", "\u00b0"),
-                          (" \n", "\n"), ("\n ", "\n"), (" N ", " 1 "), (" 's", "'s")):
-        text = text.replace(before, after)
-    return text
 
 
 def arithmetic(rows: Rows) -> Rows:
@@ -205,6 +195,12 @@ def lmeval_translation(rows: Rows) -> Rows:
             row | {"translation": {k: v for k, v in row.items() if k != "id" and isinstance(v, str)}} for row in rows]
 
 
+def lambada_word(rows: Rows) -> Rows:
+    """lambada plus `word`, the last word without its leading space: the GPT-2 paper's accuracy compares the whole
+    greedily generated word with it."""
+    return [row | {"word": row["target"][1:]} for row in lambada(rows)]
+
+
 CLEANUPS: dict[str, Callable[[Rows], Rows]] = {  # the names a task file may give
     "lambada": lambada,
     "hellaswag": hellaswag,
@@ -218,6 +214,15 @@ CLEANUPS: dict[str, Callable[[Rows], Rows]] = {  # the names a task file may giv
     "lmeval_rte": lmeval_rte,
     "lmeval_triviaqa": lmeval_triviaqa,
     "lmeval_translation": lmeval_translation,
+    "race": race,
+    "multirc": multirc,
+    "wsc": wsc,
+    "wic": wic,
+    "webqs": webqs,
+    "ptb_documents": ptb_documents,
+    "wikitext_articles": wikitext_articles,
+    "lambada_word": lambada_word,
+    "wsc273": wsc273,
 }
 
 

@@ -23,7 +23,8 @@ class Filter(enum.Enum):
 
     STRIP = "strip"  # remove_whitespace: leading and trailing whitespace
     FIRST_LINE = "first_line"  # the text before the first newline
-    REGEX = "regex"  # the first match of prompt.regex (its group when it has one), "" when none (BIG-bench output_regex)
+    # the first match of prompt.regex (its group when it has one), "" when none (BIG-bench output_regex)
+    REGEX = "regex"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class PromptSpec:
     target: str = ""  # cloze / generate: the expected continuation; partial scoring: the shared text
     text: str = ""  # perplexity: the document
     units_text: str = ""  # perplexity: text whose words/bytes normalise (default: text)
+    stride: int = 0  # perplexity: tokens predicted per rolling window after the first; 0: disjoint windows (lm-eval)
     target_delimiter: str = " "
     demo_separator: str = "\n\n"
     stop: tuple[str, ...] = ("\n\n",)
@@ -56,6 +58,9 @@ class PromptSpec:
     regex: str = ""  # generate: the pattern of the regex filter
     template: str = ""  # "" : $field templates; "jinja": sandboxed Jinja (tasks imported from lm-eval, tasks/jinja.py)
     choice_scores: str = ""  # multiple_choice: '$field' naming a list of numbers, the credit of each choice (BIG-bench)
+    # multiple_choice: the GPT-3 paper's "answer context" (its section 2.4, e.g. "Answer:"), literal text after which
+    # each choice's continuation is scored again for acc_gpt3_calibrated: log p(choice | prompt) - log p(choice | it)
+    answer_context: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,11 @@ class TaskSpec:
     def needs_unconditional(self) -> bool:
         """Some metric of the task compares with the choice's log-likelihood after the prefix token alone."""
         return any(METRICS[m].needs_unconditional for m in self.metrics if m in METRICS)
+
+    @property
+    def needs_answer_context(self) -> bool:
+        """Some metric of the task compares with the choice's log-likelihood after prompt.answer_context."""
+        return any(METRICS[m].needs_answer_context for m in self.metrics if m in METRICS)
 
     def templates(self) -> dict[str, str]:
         """Every template of the task by its key, for field checks."""

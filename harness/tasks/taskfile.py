@@ -110,6 +110,10 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
         elif key == "filters":
             values[key] = tuple(where.enum_value(Filter, f, "prompt.filters")
                                 for f in where.strings(prompt, key, None, prefix="prompt."))
+        elif key == "stride":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise where.error("prompt.stride", "must be a non-negative integer (tokens; 0: disjoint windows)")
+            values[key] = value
         elif key == "max_new_tokens":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise where.error("prompt.max_new_tokens", "must be a positive integer")
@@ -119,7 +123,8 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
     if "choices" in rules.required and values["choices"] in ((), ""):
         raise where.error("prompt.choices", "is empty: give a list of templates or one '$field'")
     if kind is TaskKind.GENERATE and not values["target"]:
-        raise where.error("prompt.target", "is empty: a generate task compares with references (a template or a '$field' list)")
+        raise where.error("prompt.target", "is empty: a generate task compares with references "
+                          "(a template or a '$field' list)")
     if ("regex" in values) != (Filter.REGEX in values.get("filters", ())):
         raise where.error("prompt.regex" if "regex" in values else "prompt.filters",
                           "the regex filter and prompt.regex go together: give both or neither")
@@ -157,6 +162,11 @@ def _check_semantics(where: Where, spec: TaskSpec) -> None:
             raise where.error("metrics", f"{name!r} applies to kind {kinds}, not {spec.kind.value!r}")
         if name in rules.refused_metrics:
             raise where.error("metrics", f"{name} {rules.refused_metrics[name]}")
+    if spec.needs_answer_context != bool(spec.prompt.answer_context):
+        needing = [m for m in spec.metrics if METRICS[m].needs_answer_context]
+        raise (where.error("prompt.answer_context", f"is required by {', '.join(needing)} (the GPT-3 paper's "
+                           "answer context, e.g. \"Answer:\")") if needing else
+               where.error("prompt.answer_context", "is given but no metric reads it (acc_gpt3_calibrated does)"))
     if spec.match != MatchOptions() and "exact_match" not in spec.metrics:
         raise where.error("metric_options.exact_match", "is given but metrics does not list exact_match")
     if spec.preprocess and spec.preprocess not in CLEANUPS:
@@ -220,7 +230,8 @@ class Where:
             return enum_type(value)
         except ValueError:
             names = [e.value for e in enum_type]
-            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; one of {', '.join(names)}") from None
+            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; "
+                             f"one of {', '.join(names)}") from None
 
     def enum(self, enum_type, table, key):
         value = self.string(table, key, None)
@@ -228,4 +239,5 @@ class Where:
             return enum_type(value)
         except ValueError:
             names = [e.value for e in enum_type]
-            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; one of {', '.join(names)}") from None
+            raise self.error(key, f"unknown value {value!r}{suggest(value, names)}; "
+                             f"one of {', '.join(names)}") from None

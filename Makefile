@@ -31,6 +31,7 @@ run: setup
 	$(VENV)/bin/harness run
 
 test: setup
+	$(VENV)/bin/ruff check --quiet --select E501 harness tests
 	$(PY) -m pytest
 
 clean:

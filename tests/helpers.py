@@ -55,7 +55,8 @@ def synthetic_frame() -> pd.DataFrame:
         rows.append(row(model, "wikitext2", "ZS", 0, 0, "word_perplexity", 37.5, stderr=1.0))
         rows.append(row(model, "wikitext2", "1S", 1, 0, "word_perplexity", math.nan, math.nan, n=0,
                         note="no demonstrations for perplexity tasks"))
-        rows.append(row(model, "wikitext2", "FT", 0, 0, "word_perplexity", math.nan, math.nan, n=0, note="no train split"))
+        rows.append(row(model, "wikitext2", "FT", 0, 0, "word_perplexity", math.nan, math.nan, n=0,
+                        note="no train split"))
     return pd.DataFrame(rows)
 
 

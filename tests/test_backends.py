@@ -41,14 +41,17 @@ def with_bigram(monkeypatch):
 
 
 def test_names_pick_backends_without_loading(tiny_gpt2_dir, tmp_path):
-    assert backend_for("gpt2").name == "transformers" and backend_for(f"transformers:{tiny_gpt2_dir}").name == "transformers"
-    assert backend_for(f"reference:{tiny_gpt2_dir}").name == "reference" and backend_for("reference:gpt2").name == "reference"
+    assert (backend_for("gpt2").name == "transformers"
+            and backend_for(f"transformers:{tiny_gpt2_dir}").name == "transformers")
+    assert (backend_for(f"reference:{tiny_gpt2_dir}").name == "reference"
+            and backend_for("reference:gpt2").name == "reference")
     colon = tmp_path / "a:b"  # an existing path is a spec, even with a colon in it
     colon.mkdir()
     (colon / "config.json").write_text("{}")
     (colon / "model.safetensors").write_bytes(b"")
     assert backend_for(str(colon)).name == "transformers"
-    with pytest.raises(HarnessError, match=r"^--model refrence:gpt2: unknown backend 'refrence' \(did you mean: reference\?\)$"):
+    with pytest.raises(HarnessError,
+                       match=r"^--model refrence:gpt2: unknown backend 'refrence' \(did you mean: reference\?\)$"):
         backend_for("refrence:gpt2")
     with pytest.raises(HarnessError, match="unknown model 'gtp2'"):
         backend_for("reference:gtp2")
@@ -77,10 +80,11 @@ def test_loaded_models_declare_what_their_backend_declares(tiny_gpt2_dir, tmp_pa
 def test_check_serves_fails_in_one_line_before_loading(with_bigram, monkeypatch):
     monkeypatch.setattr(bigram, "load", lambda *a: pytest.fail("loaded"))
     assert check_serves(f"bigram:{SEED}", {RequestKind.LOGLIKELIHOOD}) is bigram.BACKEND
-    with pytest.raises(HarnessError, match=rf"^--model bigram:{SEED}: the bigram backend does not serve generate, rolling "
-                                           r"requests, which the tasks need \(it serves: loglikelihood\)"):
+    with pytest.raises(HarnessError, match=rf"^--model bigram:{SEED}: the bigram backend does not serve generate, "
+                                           r"rolling requests, which the tasks need \(it serves: loglikelihood\)"):
         check_serves(f"bigram:{SEED}", set(RequestKind))
-    with pytest.raises(HarnessError, match=rf"^--settings ft: the bigram backend of --model bigram:{SEED} has no trainable"):
+    with pytest.raises(HarnessError,
+                       match=rf"^--settings ft: the bigram backend of --model bigram:{SEED} has no trainable"):
         check_serves(f"bigram:{SEED}", {RequestKind.LOGLIKELIHOOD}, finetune=True)
     with pytest.raises(HarnessError, match=r"takes a seed"):
         check_serves("bigram:x", set())
@@ -102,7 +106,8 @@ LETTERS = "abcdefghijkl"  # the bigram tokenizer's alphabet: lower case, space a
 
 @pytest.fixture()
 def lower_mc(task_env):
-    rows = [{"goal": f"goal {c}", "sol1": f"first {c}", "sol2": f"second {c}", "label": i % 2} for i, c in enumerate(LETTERS)]
+    rows = [{"goal": f"goal {c}", "sol1": f"first {c}", "sol2": f"second {c}", "label": i % 2}
+            for i, c in enumerate(LETTERS)]
     write_jsonl(task_env["data"] / "lower_mc" / "validation.jsonl", rows)
     (task_env["tasks"] / "lower_mc.toml").write_text(LOWER_MC)
     return task_env
@@ -121,11 +126,13 @@ def test_a_new_backend_is_scored_through_the_real_pipeline(with_bigram, lower_mc
     correct = 0
     for i, c in enumerate(LETTERS):  # every choice's log-probability by hand, and acc from them
         context = f"question: goal {c}?\nanswer:"
-        expected = [hand_sequence_logprob(model.table, encode(context)[-1], encode(f" {w} {c}")) for w in ("first", "second")]
+        expected = [hand_sequence_logprob(model.table, encode(context)[-1], encode(f" {w} {c}"))
+                    for w in ("first", "second")]
         assert samples[f"validation-{i}"]["logprobs"] == pytest.approx(expected, abs=1e-4)
         correct += max(range(2), key=lambda j: expected[j]) == i % 2
     scores = pd.read_csv(folder / "scores.csv").set_index("metric")
-    assert scores.loc["acc", "value"] == pytest.approx(correct / len(LETTERS)) and scores.loc["acc", "n"] == len(LETTERS)
+    assert (scores.loc["acc", "value"] == pytest.approx(correct / len(LETTERS))
+            and scores.loc["acc", "n"] == len(LETTERS))
 
 
 def test_a_backend_without_rolling_fails_a_perplexity_task_before_loading(with_bigram, task_env, monkeypatch, capsys):
@@ -149,9 +156,10 @@ def test_the_ft_setting_refuses_a_backend_without_trainable_weights(with_bigram,
     env = lower_mc
     monkeypatch.setattr(bigram, "load", lambda *a: pytest.fail("loaded"))  # refused from the name, before loading
     write_jsonl(env["data"] / "lower_mc" / "train.jsonl", [{"goal": "goal z", "sol1": "z", "sol2": "y", "label": 0}])
-    (env["tasks"] / "lower_mc.toml").write_text(LOWER_MC.replace('eval_split = "validation"', 'eval_split = "validation"\ntrain_split = "train"'))
-    code = main(["run", "--model", f"bigram:{SEED}", "--tasks", str(env["tasks"] / "lower_mc.toml"), "--settings", "zs,ft",
-                 "--data-dir", str(env["data"]), "--output-dir", str(env["root"] / "results")])
+    (env["tasks"] / "lower_mc.toml").write_text(
+        LOWER_MC.replace('eval_split = "validation"', 'eval_split = "validation"\ntrain_split = "train"'))
+    code = main(["run", "--model", f"bigram:{SEED}", "--tasks", str(env["tasks"] / "lower_mc.toml"),
+                 "--settings", "zs,ft", "--data-dir", str(env["data"]), "--output-dir", str(env["root"] / "results")])
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     message = (f"error: --settings ft: the bigram backend of --model bigram:{SEED} has no trainable weights "
                "(trainable backends: transformers, reference)")

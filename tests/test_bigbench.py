@@ -111,7 +111,8 @@ def test_append_choices_false_and_custom_prefixes(tmp_path):
 
 
 def test_custom_choice_prefix_is_appended(tmp_path):
-    make_task(tmp_path, "opts", {"choice_prefix": "\n option: ", "example_input_prefix": "", "example_output_prefix": "\nAnswer: "})
+    make_task(tmp_path, "opts",
+              {"choice_prefix": "\n option: ", "example_input_prefix": "", "example_output_prefix": "\nAnswer: "})
     task, examples = load(tmp_path, "opts")
     prompt = build_prompt(task, examples[3], Setting.ZS, 0, 0, examples)
     assert prompt.text == "Which feeling fits a rainbow?\n option: joy\n option: anger\n option: trust\nAnswer: "
@@ -269,8 +270,10 @@ def test_a_suite_reports_every_member_that_cannot_run(data):
     assert lines[0] == "2 of 3 tasks cannot run (fix them, or pass --skip-invalid to run the other 1):"
     assert lines[1].startswith("  bigbench_bad_flag: ") and "append_choices_to_input" in lines[1]
     assert lines[2].startswith("  bigbench_bad_rows: ") and "example 2 has no target_scores" in lines[2]
-    tasks, skipped = prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,), skip_invalid=True))
-    assert [t.spec.name for t in tasks] == ["bigbench_toy"] and list(skipped) == ["bigbench_bad_flag", "bigbench_bad_rows"]
+    tasks, skipped = prepare_all(RunConfig(tasks=("bigbench",), data_dir=data, settings=(Setting.ZS,),
+                                           skip_invalid=True))
+    assert ([t.spec.name for t in tasks] == ["bigbench_toy"]
+            and list(skipped) == ["bigbench_bad_flag", "bigbench_bad_rows"])
 
 
 def test_skip_invalid_runs_the_rest_with_n_a_rows(data, tiny_gpt2_dir, tmp_path):
@@ -291,7 +294,8 @@ def test_skip_invalid_runs_the_rest_with_n_a_rows(data, tiny_gpt2_dir, tmp_path)
     assert set(scores[scores.task == "bigbench_toy"].metric) == {"acc", "acc_norm", "multiple_choice_grade"}
     report = (out / "r" / "report.md").read_text()
     assert "n/a (skipped: " in report and "bigbench_bad_rows" in report
-    assert json.loads((out / "r" / "run.json").read_text())["skipped"].keys() == {"bigbench_bad_flag", "bigbench_bad_rows"}
+    assert (json.loads((out / "r" / "run.json").read_text())["skipped"].keys()
+            == {"bigbench_bad_flag", "bigbench_bad_rows"})
 
 
 def outcome(logprobs, credit=(), gold=0):

@@ -77,7 +77,8 @@ def test_bf16_is_opt_in_with_its_own_cache_key(tiny_gpt2_dir):
     fp32, bf16 = load_model(str(tiny_gpt2_dir)), load_model(str(tiny_gpt2_dir), dtype=DType.BF16)
     assert fp32.describe()["dtype"] == "torch.float32" and bf16.describe()["dtype"] == "torch.bfloat16"
     assert fp32.fingerprint() != bf16.fingerprint()
-    requests = [LoglikelihoodRequest(str(i), "Question: what is it?\nAnswer:", c) for i, c in enumerate([" a cat", " no"])]
+    requests = [LoglikelihoodRequest(str(i), "Question: what is it?\nAnswer:", c)
+                for i, c in enumerate([" a cat", " no"])]
     for a, b in zip(fp32.loglikelihood(requests).values(), bf16.loglikelihood(requests).values(), strict=True):
         assert a.logprob == pytest.approx(b.logprob, rel=2e-2)
     assert bf16.pack_mode is fp32.pack_mode

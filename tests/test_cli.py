@@ -48,7 +48,8 @@ def test_run_writes_the_run_folder(task_env, tiny_gpt2_dir, capsys):
     assert {"torch", "transformers", "datasets", "pandas"} <= set(manifest["versions"])
     report = (folder / "report.md").read_text()
     assert "| task | metric | n | ZS | 1S | FS(2) |" in report and "## Is the difference real?" in report
-    assert "| toy_docs | bits_per_byte | 2 |" in report and "n/a (no demonstrations: perplexity over documents)" in report
+    assert ("| toy_docs | bits_per_byte | 2 |" in report
+            and "n/a (no demonstrations: perplexity over documents)" in report)
     assert "wrote" in capsys.readouterr().out
 
 
@@ -77,7 +78,8 @@ def test_python_api_equals_cli_and_ignores_batch_size(task_env, tiny_gpt2_dir):
 def test_samples_do_not_depend_on_limit(task_env, tiny_gpt2_dir):
     run_cli(task_env, tiny_gpt2_dir, "--settings", "fs", "--shots", "3", "--limit", "3", tasks=("toy_mc",), name="a")
     run_cli(task_env, tiny_gpt2_dir, "--settings", "fs", "--shots", "3", "--limit", "8", tasks=("toy_mc",), name="b")
-    read = lambda n: [json.loads(x) for x in (task_env["root"] / "results" / n / "samples.jsonl").read_text().splitlines()]  # noqa: E731
+    read = lambda n: [  # noqa: E731
+        json.loads(x) for x in (task_env["root"] / "results" / n / "samples.jsonl").read_text().splitlines()]
     small, large = read("a"), read("b")
     for s, l in zip(small, large[:3], strict=True):
         assert s["demo_ids"] == l["demo_ids"] and s["prompt"] == l["prompt"]
@@ -109,11 +111,13 @@ def test_bad_data(task_env, tiny_gpt2_dir, capsys):
     rows = [{"goal": "g", "sol1": "a", "sol2": "b", "label": 0}, {"goal": "g", "sol1": "a", "sol2": "b", "label": 2}]
     write_jsonl(task_env["data"] / "toy_mc" / "validation.jsonl", rows)
     code = run_cli(task_env, tiny_gpt2_dir, tasks=("toy_mc",))
-    assert_clean_failure(code, capsys, task_env, "prompt.answer: gold label 2 out of range for example validation-1 (2 choices)")
+    assert_clean_failure(code, capsys, task_env,
+                         "prompt.answer: gold label 2 out of range for example validation-1 (2 choices)")
 
 
 def test_empty_choice_list(task_env, tiny_gpt2_dir, capsys):
-    toml = (task_env["tasks"] / "toy_mc.toml").read_text().replace('choices = ["$sol1", "$sol2"]', 'choices = "$options"')
+    toml = (task_env["tasks"] / "toy_mc.toml").read_text().replace(
+        'choices = ["$sol1", "$sol2"]', 'choices = "$options"')
     (task_env["tasks"] / "toy_mc.toml").write_text(toml)
     write_jsonl(task_env["data"] / "toy_mc" / "validation.jsonl", [{"goal": "g", "options": [], "label": 0}])
     (task_env["data"] / "toy_mc" / "train.jsonl").unlink()
@@ -203,7 +207,8 @@ def test_prompts_longer_than_the_context_are_reported(task_env, tmp_path, gpt2_t
 
     torch.manual_seed(0)
     folder = tmp_path / "short_gpt2"
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16, vocab_size=len(gpt2_tokenizer))).save_pretrained(folder)
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16,
+                               vocab_size=len(gpt2_tokenizer))).save_pretrained(folder)
     gpt2_tokenizer.save_pretrained(folder)
     assert run_cli(task_env, folder, "--settings", "zs,fs", "--shots", "2", "--limit", "4", tasks=("toy_mc",)) == 0
     scores = pd.read_csv(task_env["root"] / "results" / "r" / "scores.csv")

@@ -53,7 +53,8 @@ def _malformed(path):
     (_truncated_gzip, "validation.jsonl.gz: truncated or corrupt gzip file"),
     (_malformed, "validation.jsonl:7: malformed JSON line: Expecting value (column 1)"),
     (lambda path: path.write_text(""), "validation.jsonl: empty file: no JSON lines"),
-    (lambda path: path.write_text('{"goal": "g"}\n[1, 2]\n'), "validation.jsonl:2: each line must be a JSON object, got list"),
+    (lambda path: path.write_text('{"goal": "g"}\n[1, 2]\n'),
+     "validation.jsonl:2: each line must be a JSON object, got list"),
 ])
 def test_bad_data_file_is_one_line_on_stderr(task_env, tiny_gpt2_dir, capsys, damage, message):
     damage(validation(task_env))
@@ -108,16 +109,19 @@ def test_short_setting_typo_gets_a_suggestion(task_env, tiny_gpt2_dir, capsys):
 ])
 def test_split_typo_is_an_error_with_the_splits_found(task_env, key, line, message):
     task = toy(task_env, TOY_MC.replace('demo_split = "train"', line))
-    with pytest.raises(HarnessError, match=message + r" .*toy_mc \(splits found: train, validation\) \(did you mean: train\?\)"):
+    with pytest.raises(HarnessError,
+                       match=message + r" .*toy_mc \(splits found: train, validation\) \(did you mean: train\?\)"):
         load_task_data(task, task_env["data"])
 
 
 def test_eval_split_typo_and_folder_case(task_env):
     task = toy(task_env, TOY_MC.replace('eval_split = "validation"', 'eval_split = "valdation"'))
-    with pytest.raises(HarnessError, match=r"data.eval_split 'valdation': .*\(splits found: train, validation\) \(did you mean: validation\?\)"):
+    with pytest.raises(HarnessError, match=r"data.eval_split 'valdation': .*\(splits found: train, validation\) "
+                                           r"\(did you mean: validation\?\)"):
         load_task_data(task, task_env["data"])
     task = toy(task_env, TOY_MC.replace('eval_split = "validation"', 'eval_split = "test"'))
-    with pytest.raises(HarnessError, match=r"data.eval_split 'test': no such split .*\(splits found: train, validation\)$"):
+    with pytest.raises(HarnessError,
+                       match=r"data.eval_split 'test': no such split .*\(splits found: train, validation\)$"):
         load_task_data(task, task_env["data"])
     task = toy(task_env, TOY_MC.replace('local = "toy_mc"', 'local = "Toy_MC"'))
     with pytest.raises(HarnessError, match=r"data.local 'Toy_MC': no such folder in .* \(did you mean: toy_mc\?\)"):
@@ -129,13 +133,15 @@ def test_demo_fallbacks_are_warnings(task_env):
     assert data.demos is data.eval and data.warning.startswith("task toy_mc: no data.demo_split: demonstrations from")
     (task_env["data"] / "toy_mc" / "train.jsonl").unlink()  # a named split absent offline, as for piqa's train
     data = load_task_data(toy(task_env), task_env["data"])
-    assert data.demos is data.eval and "demo split 'train' not in the data dir (splits found: validation)" in data.warning
+    assert (data.demos is data.eval
+            and "demo split 'train' not in the data dir (splits found: validation)" in data.warning)
 
 
 def test_fallback_warning_on_stderr_in_run_json_and_report(task_env, tiny_gpt2_dir, capsys):
     toy(task_env, TOY_MC.replace('demo_split = "train"\n', ""))
     assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,1s", "--limit", "2", tasks=("toy_mc",)) == 0
-    warning = "task toy_mc: no data.demo_split: demonstrations from the eval split, never the example itself ('validation')"
+    warning = ("task toy_mc: no data.demo_split: demonstrations from the eval split, "
+               "never the example itself ('validation')")
     assert capsys.readouterr().err.count(f"warning: {warning}\n") == 1
     folder = task_env["root"] / "results" / "r"
     assert json.loads((folder / "run.json").read_text())["warnings"] == [warning]
@@ -177,7 +183,8 @@ def test_run_finds_user_tasks_and_says_which_one_wins(task_env, tiny_gpt2_dir, t
             "--settings", "zs", "--limit", "2"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert err.count("task 'copa': ") == 1 and f"{task_env['tasks'] / 'copa.toml'} (--tasks-dir) is used, not the built-in" in err
+    assert (err.count("task 'copa': ") == 1
+            and f"{task_env['tasks'] / 'copa.toml'} (--tasks-dir) is used, not the built-in" in err)
     assert "task 'toy_mc'" not in err
     shutil.rmtree(task_env["root"] / "results")
     code = main(["run", "--tasks-dir", str(tmp_path / "missing"), "--tasks", "copa"])

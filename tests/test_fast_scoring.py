@@ -59,7 +59,8 @@ def naive(model: HFModel, requests) -> dict[str, tuple[float, bool, bool]]:
         rows = range(len(full) - 1 - n, len(full) - 1)
         targets = full[len(full) - n :]
         greedy = [int(logprobs[t].argmax()) == tok for t, tok in zip(rows, targets, strict=True)]
-        out[r.id] = (sum(float(logprobs[t, tok]) for t, tok in zip(rows, targets, strict=True)), all(greedy), greedy[-1])
+        out[r.id] = (sum(float(logprobs[t, tok]) for t, tok in zip(rows, targets, strict=True)), all(greedy),
+                     greedy[-1])
     return out
 
 
@@ -71,7 +72,8 @@ def questions(gpt2_tokenizer) -> list[LoglikelihoodRequest]:
     assert len(gpt2_tokenizer.encode(long_text)) > N_POSITIONS + 100
     near = gpt2_tokenizer.decode(gpt2_tokenizer.encode(long_text)[: N_POSITIONS - 12])  # ~1012 tokens
     groups = {
-        "q1": ("Question: where does the cat sleep?\nAnswer:", [" on the mat", " in a very large old house by the sea", " no"]),
+        "q1": ("Question: where does the cat sleep?\nAnswer:",
+               [" on the mat", " in a very large old house by the sea", " no"]),
         "q2": ("The quick brow", ["n fox", "n fox jumps over", "se"]),  # " brown" spans the join
         "near": (near, [" yes", " one two three four five six seven", " a b c d e f g h i j",
                         " a much longer answer that will not fit without cutting the context at all now"]),
@@ -103,7 +105,8 @@ def assert_same(got: dict, want: dict[str, tuple[float, bool, bool]]) -> None:
         assert (got[rid].is_greedy, got[rid].last_greedy) == (greedy, last), rid
     for question in {rid.split("/")[0] for rid in want}:
         for suffix in ("", "/u"):
-            ids = sorted(r for r in want if r.startswith(question + "/") and r.endswith(suffix) and r.count("/") == 1 + bool(suffix))
+            ids = sorted(r for r in want
+                         if r.startswith(question + "/") and r.endswith(suffix) and r.count("/") == 1 + bool(suffix))
             assert max(ids, key=lambda r: got[r].logprob) == max(ids, key=lambda r: want[r][0]), question
 
 
@@ -124,9 +127,11 @@ def test_the_cases_reach_the_edges(hf_models, gpt2_tokenizer):
     assert max(len(p.ids) for p in packed) > N_POSITIONS
     assert max(max(p.positions) for p in packed) == N_POSITIONS - 1
     for name in ("over", "near"):
-        cut = [row for r, row in zip(requests, rows, strict=True) if r.id.startswith(name + "/") and r.context and row.truncated]
+        cut = [row for r, row in zip(requests, rows, strict=True)
+               if r.id.startswith(name + "/") and r.context and row.truncated]
         assert cut and len({packing.split(row)[0] for row in cut}) == len(cut)  # each its own context
-    assert any(packing.is_tree(p) and len(p.branches) >= 6 for p in packed)  # the unconditional requests share the prefix token
+    # the unconditional requests share the prefix token
+    assert any(packing.is_tree(p) and len(p.branches) >= 6 for p in packed)
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama", "ref-gpt2-sdpa"])
@@ -137,14 +142,16 @@ def test_probe_picks_the_tree_mask(hf_models, gpt2_tokenizer, kind):
 def test_results_do_not_depend_on_batch_size(hf_models, gpt2_tokenizer, expected):
     requests, want = expected
     for batch_tokens in (1, 700, 100_000):
-        assert_same(make(hf_models, gpt2_tokenizer, "gpt2", PackMode.TREE, batch_tokens).loglikelihood(requests), want["gpt2"])
+        assert_same(make(hf_models, gpt2_tokenizer, "gpt2", PackMode.TREE, batch_tokens).loglikelihood(requests),
+                    want["gpt2"])
 
 
 def test_a_broken_tree_mask_is_caught(hf_models, gpt2_tokenizer, expected, monkeypatch):
     """Branches that see each other (a plain causal mask) change the numbers: the comparison above can
     fail, and the probe then falls back to the KV cache."""
     requests, want = expected
-    monkeypatch.setattr(packing, "tree_mask", lambda segment: torch.ones(segment.shape[1], segment.shape[1], dtype=torch.bool).tril().expand(segment.shape[0], -1, -1))
+    monkeypatch.setattr(packing, "tree_mask", lambda segment: (
+        torch.ones(segment.shape[1], segment.shape[1], dtype=torch.bool).tril().expand(segment.shape[0], -1, -1)))
     with pytest.raises(AssertionError):
         assert_same(make(hf_models, gpt2_tokenizer, "gpt2", PackMode.TREE).loglikelihood(requests), want["gpt2"])
     assert make(hf_models, gpt2_tokenizer, "gpt2", None).pack_mode is PackMode.KV_CACHE
@@ -169,8 +176,10 @@ def test_rolling_windows_use_the_fast_path(hf_models, gpt2_tokenizer):
     from harness.records import RollingRequest
 
     text = " ".join(f"token{i}" for i in range(1500))  # ~3000 tokens: three windows
-    fast = make(hf_models, gpt2_tokenizer, "gpt2", PackMode.TREE).loglikelihood_rolling([RollingRequest("d", text)])["d"]
-    plain = make(hf_models, gpt2_tokenizer, "gpt2", PackMode.PLAIN).loglikelihood_rolling([RollingRequest("d", text)])["d"]
+    fast = make(hf_models, gpt2_tokenizer, "gpt2", PackMode.TREE).loglikelihood_rolling(
+        [RollingRequest("d", text)])["d"]
+    plain = make(hf_models, gpt2_tokenizer, "gpt2", PackMode.PLAIN).loglikelihood_rolling(
+        [RollingRequest("d", text)])["d"]
     assert fast.n_tokens == plain.n_tokens > 2 * N_POSITIONS
     assert fast.logprob == pytest.approx(plain.logprob, rel=1e-5)
 
@@ -190,5 +199,6 @@ def test_pack_layout():
     assert other.ids == (5, 3, 7) and not packing.is_tree(other)
     allowed = packing.tree_mask(torch.tensor([first.segments()]))[0]  # (W, W)
     assert [j for j in range(len(first.ids)) if allowed[last, j]] == [0, 1, 2, last]  # the context and itself
-    assert [len(p.branches) for p in packing.pack(rows, row_limit=5)] == [2, 1, 1]  # the limit splits a context's branches
+    # the limit splits a context's branches
+    assert [len(p.branches) for p in packing.pack(rows, row_limit=5)] == [2, 1, 1]
     assert fastpath.PackMode("tree-mask") is PackMode.TREE

@@ -40,20 +40,23 @@ def toy_ft(env):
 def test_overlap_finds_exact_duplicates_and_shared_13_grams():
     index = EvalIndex({"e1": "The quick brown fox, jumps!", "e2": WORDS})
     assert index.find("t1", "the QUICK  brown fox jumps") == Hit("t1", "e1", "exact")
-    assert index.find("t2", "before " + " ".join(f"w{i}" for i in range(5, 18)) + " after") == Hit("t2", "e2", "13-gram")
+    assert (index.find("t2", "before " + " ".join(f"w{i}" for i in range(5, 18)) + " after")
+            == Hit("t2", "e2", "13-gram"))
     assert index.find("t3", " ".join(f"w{i}" for i in range(5, 17))) is None  # only 12 words shared
     assert index.find("t4", "the quick brown fox") is None
 
 
 def test_selection_drops_overlapping_examples_and_is_seeded(ft_env):
     spec, data = toy_ft(ft_env)
-    clean = [Example(f"train-{i}", {"goal": f"Another goal {i}?", "sol1": "a", "sol2": "b", "label": 0}) for i in range(10)]
+    clean = [Example(f"train-{i}", {"goal": f"Another goal {i}?", "sol1": "a", "sol2": "b", "label": 0})
+             for i in range(10)]
     copies = [Example(f"train-{10 + i}", dict(data.eval.examples[i].fields)) for i in range(3)]  # eval rows
     train = Split("train", tuple(clean + copies), "test", None)
     chosen, hits = select_examples(spec, train, data.eval, FinetuneConfig(max_examples=0, seed=1))
     assert sorted(e.id for e in chosen) == sorted(e.id for e in clean)
     assert sorted((h.train_id, h.eval_id, h.kind) for h in hits) == [
-        ("train-10", "validation-0", "exact"), ("train-11", "validation-1", "exact"), ("train-12", "validation-2", "exact")]
+        ("train-10", "validation-0", "exact"), ("train-11", "validation-1", "exact"),
+        ("train-12", "validation-2", "exact")]
     first = [e.id for e in select_examples(spec, train, data.eval, FinetuneConfig(max_examples=4, seed=1))[0]]
     assert first == [e.id for e in select_examples(spec, train, data.eval, FinetuneConfig(max_examples=4, seed=1))[0]]
     assert first != [e.id for e in select_examples(spec, train, data.eval, FinetuneConfig(max_examples=4, seed=2))[0]]

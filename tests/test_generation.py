@@ -61,9 +61,9 @@ def tiny_llama(gpt2_tokenizer):
     torch.manual_seed(2)
     eos = gpt2_tokenizer.eos_token_id
     config = LlamaConfig(
-        vocab_size=len(gpt2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False, bos_token_id=eos,
-        eos_token_id=eos, pad_token_id=eos,
+        vocab_size=len(gpt2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=False,
+        bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
     )
     return scramble(LlamaForCausalLM(config), seed=2, std=0.1), gpt2_tokenizer
 
@@ -103,7 +103,8 @@ def test_tokens_equal_transformers_generate_at_every_batching(which, request):
     assert [len(w) for w in want] == MAX_NEW  # no end-of-text on the way: every limit is reached
     for name, lm in cached_lms(hf).items():
         for rows, prefill in BATCHINGS:
-            got = generation.generate(lm, jobs, frozenset({eos}), model._decode_new, prefill_tokens=prefill, max_rows=rows)
+            got = generation.generate(lm, jobs, frozenset({eos}), model._decode_new, prefill_tokens=prefill,
+                                      max_rows=rows)
             assert got == want, (name, rows, prefill)
 
 
@@ -120,7 +121,8 @@ def test_end_of_text_ends_a_row(which, request):
     assert len(want[0]) == 5 and any(len(w) == 20 for w in want)
     for name, lm in cached_lms(hf).items():
         for rows, prefill in BATCHINGS:
-            got = generation.generate(lm, jobs, frozenset({eos}), model._decode_new, prefill_tokens=prefill, max_rows=rows)
+            got = generation.generate(lm, jobs, frozenset({eos}), model._decode_new, prefill_tokens=prefill,
+                                      max_rows=rows)
             assert got == want, (name, rows, prefill)
 
 
@@ -135,13 +137,15 @@ def test_stop_strings_give_the_post_hoc_cut(which, backend, request):
     model = HFModel(module, tok, which, driver=driver)
     full = [tok.decode(expected_tokens(hf, list(j.context), 20, tok.eos_token_id), skip_special_tokens=True)
             for j in jobs_for(model, [20] * len(PROMPTS))]
-    first_tokens = [tok.decode(expected_tokens(hf, list(j.context), 1, tok.eos_token_id)) for j in jobs_for(model, [1] * len(PROMPTS))]
+    first_tokens = [tok.decode(expected_tokens(hf, list(j.context), 1, tok.eos_token_id))
+                    for j in jobs_for(model, [1] * len(PROMPTS))]
     stops = []
     for text, first in zip(full, first_tokens, strict=True):
         inside = first[1:3] if len(first) >= 3 else text[1:3]  # begins inside the first token
         spanning = text[len(first) - 1 : len(first) + 2]  # the end of the first token and the start of the next
         stops += [(inside, "\x00never"), (spanning, "zzzz")]
-    requests = [GenerateRequest(f"{i}-{k}", p, stop, 20) for i, p in enumerate(PROMPTS) for k, stop in enumerate(stops[2 * i : 2 * i + 2])]
+    requests = [GenerateRequest(f"{i}-{k}", p, stop, 20)
+                for i, p in enumerate(PROMPTS) for k, stop in enumerate(stops[2 * i : 2 * i + 2])]
     got = model.generate(requests)
     for r in requests:
         i = int(r.id.split("-")[0])

@@ -23,7 +23,8 @@ GOLDEN = {
     "arithmetic_2da": (["Question: What is 98 plus 45?\nAnswer:", "Question: What is 95 plus 58?\nAnswer:",
                         "Question: What is 0 plus 25?\nAnswer:"], [" 143", " 153", " 25"], None),
     "triviaqa": (["Question: Brunswick, Lancastrian and Pearl Pickler are types of which vegetable?\nAnswer:",
-                  "Question: What type of animal is a dik-dik?\nAnswer:", "Question: What type of animal is a Garron?\nAnswer:"],
+                  "Question: What type of animal is a dik-dik?\nAnswer:",
+                  "Question: What type of animal is a Garron?\nAnswer:"],
                  ["Onion skins", "Botswanan Antelopes", "Horse"], ["\n", ".", ","]),
     "nq_open": (["Answer these questions:\n\nQ: when was the last time anyone was on the moon?\nA:",
                  "Answer these questions:\n\nQ: who wrote he ain't heavy he's my brother lyrics?\nA:",
@@ -78,7 +79,8 @@ def test_filters():
 
 def test_gpt3_generation_suite_names_existing_tasks():
     suite = load_suite(suite_files()["gpt3-generation"])
-    assert {"anagrams1", "arithmetic_2da", "triviaqa", "nq_open", "squadv2", "wmt14-fr-en", "wmt16-en-de"} <= set(suite.tasks)
+    assert ({"anagrams1", "arithmetic_2da", "triviaqa", "nq_open", "squadv2", "wmt14-fr-en", "wmt16-en-de"}
+            <= set(suite.tasks))
     for name in suite.tasks:
         resolve_task(name)
 
@@ -100,7 +102,8 @@ def test_bigbench_generative_task_follows_its_meta(tmp_path):
 
     meta = {"task_prefix": "Add.", "example_input_prefix": "\nIn: ", "example_output_prefix": "\nOut: ",
             "output_regex": "[-+]?\\d+", "stop_string": ".", "metrics": ["exact_str_match", "rouge", "bleurt"]}
-    rows = [{"input": "1 + 1", "target": "2"}, {"input": "2 + 2", "target": ["4", "four"]}, {"input": "2 + 2", "target": ["4", "four"]}]
+    rows = [{"input": "1 + 1", "target": "2"}, {"input": "2 + 2", "target": ["4", "four"]},
+            {"input": "2 + 2", "target": ["4", "four"]}]
     data_dir = _bigbench_dir(tmp_path, meta, rows)
     task = resolve_task("bigbench_toy_gen", data_dir=data_dir)
     assert task.kind is TaskKind.GENERATE and task.metrics == ("exact_str_match", "rouge1", "rouge2", "rougeLsum")
@@ -120,7 +123,8 @@ def test_bigbench_generative_reads_targets_as_written(tmp_path):
     from harness.tasks.kinds import render
 
     data_dir = _bigbench_dir(tmp_path, {"metrics": ["exact_str_match"]},
-                             [{"input": "a", "target": "112"}, {"input": "b", "target": "null"}, {"input": "c", "target": "x"}])
+                             [{"input": "a", "target": "112"}, {"input": "b", "target": "null"},
+                              {"input": "c", "target": "x"}])
     task = resolve_task("bigbench_toy_gen", data_dir=data_dir)
     rendered = [render(task, e) for e in load_task_data(task, data_dir).eval.examples]
     assert [r.references for r in rendered] == [("112",), ("null",), ("x",)]
@@ -147,18 +151,24 @@ max_new_tokens = 8
 @pytest.mark.parametrize(("change", "rows", "message"), [
     (('target = "$answers"\n', ""), None, "t.toml: prompt.target: is required for kind = 'generate'"),
     (('target = "$answers"', 'target = ""'), None, "t.toml: prompt.target: is empty"),
-    (("", ""), [{"question": "q", "answers": []}], "t.toml:9: prompt.target: example validation-0 has an empty list in $answers"),
+    (("", ""), [{"question": "q", "answers": []}],
+     "t.toml:9: prompt.target: example validation-0 has an empty list in $answers"),
     (("max_new_tokens = 8", "max_new_tokens = 0"), None, "t.toml: prompt.max_new_tokens: must be a positive integer"),
     (('stop = ["\\n"]', 'stop = ["\\n", ""]'), None, "t.toml: prompt.stop: holds an empty stop string"),
     (('metrics = ["exact_match"]', 'metrics = ["bleu"]'), [{"question": "q", "answers": ["a", " "]}],
      "t.toml: prompt.target: example validation-0 has an empty reference, which bleu cannot score"),
-    (('metrics = ["exact_match"]', 'metrics = ["acc_norm"]'), None, "t.toml: metrics: 'acc_norm' applies to kind multiple_choice, partial_scoring, not 'generate'"),
+    (('metrics = ["exact_match"]', 'metrics = ["acc_norm"]'), None,
+     "t.toml: metrics: 'acc_norm' applies to kind multiple_choice, partial_scoring, not 'generate'"),
     (('metrics = ["exact_match"]', 'metrics = ["bleu"]\n[metric_options.exact_match]\nignore_case = true'), None,
      "t.toml: metric_options.exact_match: is given but metrics does not list exact_match"),
-    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["stripp"]'), None, "t.toml: prompt.filters: unknown value 'stripp' (did you mean: strip?)"),
-    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["regex"]'), None, "t.toml: prompt.filters: the regex filter and prompt.regex go together"),
-    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["regex"]\nregex = "("'), None, "t.toml: prompt.regex: is not a valid regular expression"),
-    (('metrics = ["exact_match"]', 'metrics = ["exact_match"]\n[metric_options.exact_match]\nignore_case = "yes"'), None,
+    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["stripp"]'), None,
+     "t.toml: prompt.filters: unknown value 'stripp' (did you mean: strip?)"),
+    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["regex"]'), None,
+     "t.toml: prompt.filters: the regex filter and prompt.regex go together"),
+    (("max_new_tokens = 8", 'max_new_tokens = 8\nfilters = ["regex"]\nregex = "("'), None,
+     "t.toml: prompt.regex: is not a valid regular expression"),
+    (('metrics = ["exact_match"]',
+      'metrics = ["exact_match"]\n[metric_options.exact_match]\nignore_case = "yes"'), None,
      "t.toml: metric_options.exact_match.ignore_case: must be true or false"),
 ])
 def test_bad_generation_input_fails_in_one_line_before_model_work(tmp_path, capsys, monkeypatch, change, rows, message):
@@ -182,7 +192,8 @@ def test_references_key_separates_what_demos_show_from_what_scores(tmp_path):
     from harness.tasks.kinds import render
     from harness.records import Example
 
-    (tmp_path / "t.toml").write_text(GEN_TASK.replace('target = "$answers"', 'target = " $shown"\nreferences = "$answers"'))
+    (tmp_path / "t.toml").write_text(
+        GEN_TASK.replace('target = "$answers"', 'target = " $shown"\nreferences = "$answers"'))
     task = load_task(tmp_path / "t.toml")
     r = render(task, Example("validation-0", {"question": "q", "shown": "unanswerable", "answers": [""]}))
     assert r.target == " unanswerable" and r.references == ("",)

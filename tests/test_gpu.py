@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 CONTEXTS = ["The quick brown fox", "In 1969, the first person to walk on the Moon was",
             "Question: What is the capital of France?\nAnswer:", ""]
 CONTINUATIONS = [" jumps over the lazy dog.", " Neil Armstrong", " Paris", " London, the capital of England"]
-REQUESTS = [LoglikelihoodRequest(f"r{i}-{j}", c, x) for i, c in enumerate(CONTEXTS) for j, x in enumerate(CONTINUATIONS)]
+REQUESTS = [LoglikelihoodRequest(f"r{i}-{j}", c, x)
+            for i, c in enumerate(CONTEXTS) for j, x in enumerate(CONTINUATIONS)]
 ROLLING = [RollingRequest("doc", "The history of the city begins with a small settlement on the river. " * 40)]
 GENERATE = [GenerateRequest(f"g{i}", c, ("\n",), 24) for i, c in enumerate(CONTEXTS[:3])]
 SMOLLM2 = "smollm2-135m"

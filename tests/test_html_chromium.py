@@ -45,7 +45,8 @@ def test_dom_has_tables_figures_and_no_console_errors(page):
     dom = done.stdout
     assert dom.count("<table") == 5 and "<h2>Shot sweep</h2>" in dom and "Published reference numbers" in dom
     images = re.findall(r'<img [^>]*src="([^"]*)"', dom)
-    assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)  # summary, piqa, k-sweep
+    # summary, piqa, k-sweep
+    assert len(images) == 3 and all(src.startswith("data:image/png;base64,") for src in images)
     assert 'class="sig"' in dom  # the significant FT difference is highlighted
     assert console_messages(done.stderr) == []
 

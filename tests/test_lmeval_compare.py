@@ -41,7 +41,8 @@ def test_export_has_lmeval_layout_and_compares_with_zero_disagreements(task_env,
     assert results["n-shot"] == dict.fromkeys(ALL, 0)
     scores = pd.read_csv(run / "scores.csv")
     acc = scores[(scores.task == "toy_mc") & (scores.metric == "acc")].value.iloc[0]
-    assert results["results"]["toy_mc"]["acc,none"] == acc and results["configs"]["toy_mc"]["output_type"] == "multiple_choice"
+    assert (results["results"]["toy_mc"]["acc,none"] == acc
+            and results["configs"]["toy_mc"]["output_type"] == "multiple_choice")
     mc = _lines(next(folder.glob("samples_toy_mc_*.jsonl")))
     assert [s["doc_id"] for s in mc] == list(range(6))
     first = mc[0]
@@ -57,13 +58,15 @@ def test_export_has_lmeval_layout_and_compares_with_zero_disagreements(task_env,
     assert gen["arguments"]["gen_args_0"]["arg_1"]["until"] == ["\n"] and isinstance(gen["filtered_resps"][0], str)
 
     out = subprocess.run([sys.executable, str(TOOL), str(run / "lm-eval")], capture_output=True, text=True, check=True)
-    assert "toy_mc: 0-shot, acc,none=0.5000, acc_norm,none=" in out.stdout and "6 samples" in out.stdout and len(out.stdout.splitlines()) == 4
+    assert ("toy_mc: 0-shot, acc,none=0.5000, acc_norm,none=" in out.stdout and "6 samples" in out.stdout
+            and len(out.stdout.splitlines()) == 4)
 
     capsys.readouterr()
     assert main(["compare", str(run), str(run / "lm-eval")]) == 0
     text = capsys.readouterr().out
     assert "4 tasks paired by rendered context; 0 disagreements in all." in text
-    assert text.count("Paired documents: 6 (only in the harness run: 0, only in lm-eval: 0); differing predictions: 0") == 3
+    assert text.count("Paired documents: 6 (only in the harness run: 0, only in lm-eval: 0); "
+                      "differing predictions: 0") == 3
     assert "Paired documents: 2 (only in the harness run: 0, only in lm-eval: 0); differing predictions: 0" in text
     assert "max |Δ log-likelihood| 0" in text
 
@@ -85,7 +88,8 @@ def test_compare_pairs_by_text_not_position_and_maps_suffixed_names(task_env, ti
     out = tmp_path / "lmeval" / "model"
     out.mkdir(parents=True)
     results = json.loads(next((run / "lm-eval" / "zs").glob("results_*.json")).read_text())
-    results = {k: ({"toy_mc_local": v["toy_mc"]} if isinstance(v, dict) and "toy_mc" in v else v) for k, v in results.items()}
+    results = {k: ({"toy_mc_local": v["toy_mc"]} if isinstance(v, dict) and "toy_mc" in v else v)
+               for k, v in results.items()}
     (out / f"results_{stamp}.json").write_text(json.dumps(results))
     (out / f"samples_toy_mc_local_{stamp}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines + [foreign]))
     capsys.readouterr()
@@ -103,7 +107,8 @@ def test_task_map_and_its_errors(task_env, tiny_gpt2_dir, tmp_path, capsys):
     assert main(["compare", str(run), str(run / "lm-eval"), "--task-map", "toy_cloze=toy_cloze"]) == 0
     assert "0 disagreements in all" in capsys.readouterr().out
     for args, message in ((["--task-map", "toy_cloze"], "--task-map 'toy_cloze': write LMEVAL_TASK=HARNESS_TASK"),
-                          (["--task-map", "toy_clozee=toy_cloze"], "unknown lm-eval task 'toy_clozee' (did you mean: toy_cloze?)"),
+                          (["--task-map", "toy_clozee=toy_cloze"],
+                           "unknown lm-eval task 'toy_clozee' (did you mean: toy_cloze?)"),
                           (["--task-map", "toy_cloze=nope"], "unknown task in the run 'nope'")):
         assert main(["compare", str(run), str(run / "lm-eval"), *args]) == 2
         err = capsys.readouterr().err.strip()
@@ -141,7 +146,8 @@ def _sample(prompt: str) -> Sample:
 
 def _samples(model: str, values: dict[str, int], seed: int = 0) -> pd.DataFrame:
     rows = [{"model": model, "task": "t", "setting": "ZS", "k": 0, "seed": seed, "example_id": f"validation-{i}",
-             "metric": "acc", "value": float(v), "sample": _sample(prompt)} for i, (prompt, v) in enumerate(values.items())]
+             "metric": "acc", "value": float(v), "sample": _sample(prompt)}
+            for i, (prompt, v) in enumerate(values.items())]
     return pd.DataFrame(rows)
 
 
@@ -186,8 +192,8 @@ def test_compare_two_runs_pairs_examples_by_prompt(task_env, tiny_gpt2_dir, caps
 
 
 def test_fewshot_export_pairs_with_its_run_and_two_variants_need_one_folder(task_env, tiny_gpt2_dir, capsys):
-    assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,fs", "--shots", "2", "--limit", "4", "--format", "lm-eval",
-                   tasks=("toy_mc",)) == 0
+    assert run_cli(task_env, tiny_gpt2_dir, "--settings", "zs,fs", "--shots", "2", "--limit", "4",
+                   "--format", "lm-eval", tasks=("toy_mc",)) == 0
     run = task_env["root"] / "results" / "r"
     assert sorted(p.name for p in (run / "lm-eval").iterdir()) == ["fs2-s0", "zs"]
     capsys.readouterr()

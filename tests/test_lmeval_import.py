@@ -22,8 +22,8 @@ from harness.tasks.taskfile import load_task
 from tests.conftest import SHARED_DATA
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lmeval"
-BUILTIN_TWINS = ["piqa", "arc_easy", "hellaswag", "copa", "boolq", "lambada_openai", "triviaqa", "nq_open", "wmt14-fr-en",
-                 "winogrande"]
+BUILTIN_TWINS = ["piqa", "arc_easy", "hellaswag", "copa", "boolq", "lambada_openai", "triviaqa", "nq_open",
+                 "wmt14-fr-en", "winogrande"]
 
 
 def _triviaqa_as_lm_eval(rendered):
@@ -123,7 +123,8 @@ def _jinja_task(**prompt):
     path = FIXTURES / "local_rows.yaml"
     task = lmeval_import.load(path)
     return dataclasses.replace(task, kind=task.kind.__class__("generate"),
-                               prompt=dataclasses.replace(task.prompt, choices=(), answer="", target="{{ a }}", **prompt))
+                               prompt=dataclasses.replace(task.prompt, choices=(), answer="", target="{{ a }}",
+                                                          **prompt))
 
 
 def test_strict_jinja_errors_name_key_and_example():
@@ -141,7 +142,8 @@ def test_local_data_files_and_jinja_constructs(tmp_path):
     data = load_task_data(task, None)  # the YAML's own files, no data dir needed
     rendered = [render(task, ex) for ex in data.eval.examples]
     assert [r.query for r in rendered] == ["[colours] Sky? (blue, green)\nAnswer:",
-                                           "Grass costs $5? (blue, green, red)\nAnswer:", "[fruit] Cherry? (red, blue)\nAnswer:"]
+                                           "Grass costs $5? (blue, green, red)\nAnswer:",
+                                           "[fruit] Cherry? (red, blue)\nAnswer:"]
     assert [r.gold for r in rendered] == [0, 1, 0]
     prompt = build_prompt(task, data.eval.examples[0], Setting.ONE_SHOT, 1, 0, data.eval.examples)
     assert prompt.text.startswith("Pick one.\n\n") and prompt.text.endswith("\n\n[colours] Sky? (blue, green)\nAnswer:")
@@ -183,7 +185,8 @@ def test_two_tasks_of_one_name_are_refused_before_model_work():
     ("task: a\ninclude: b.yaml\n", "include: loops back"),
     ("task: x\ndataset_path: !!python/object/apply:os.system [\"echo hi\"]\n", "not valid YAML"),
     ("group: g\ntask: [a, b]\n", "task: is required"),
-    ("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: q\ndoc_to_target: a\nprocess_results: !function u.pr\n",
+    (("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: q\ndoc_to_target: a\n"
+      "process_results: !function u.pr\n"),
      "process_results: the Python hook 'u.pr'"),
     ("task: t\ndataset_path: a/b\nvalidation_split: v\ndoc_to_text: '{{ q }'\ndoc_to_target: a\n",
      "doc_to_text: is not a valid Jinja template"),

@@ -233,8 +233,9 @@ def test_split_package_is_assembled_and_converted_once(split_package, tmp_path, 
 def test_split_package_with_a_bad_part_leaves_nothing(split_package, tmp_path):
     _, data = split_package
     data.joinpath("part1").write_bytes(b"\0" * 100)
-    with pytest.raises(HarnessError, match=r"^--model toy: could not assemble toy.gguf from toy_split_gguf \(ValueError: "
-                       r"Assembled file sha256 did not match expected value\); reinstall with pip install toy_split_gguf$"):
+    with pytest.raises(HarnessError, match=r"^--model toy: could not assemble toy.gguf from toy_split_gguf "
+                       r"\(ValueError: Assembled file sha256 did not match expected value\); "
+                       r"reinstall with pip install toy_split_gguf$"):
         registry.load_model("toy")
     cache = tmp_path / "cache"
     assert list(cache.joinpath("gguf").iterdir()) == [] and not cache.joinpath("models").exists()
@@ -242,8 +243,10 @@ def test_split_package_with_a_bad_part_leaves_nothing(split_package, tmp_path):
 
 def test_packaged_model_without_its_package(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setitem(transformers_load.MODELS, "ghost", gguf.SplitGGUF("no_such_pkg_xyz", "g.gguf", "pip install ghost"))
-    with pytest.raises(HarnessError, match=r"^--model ghost: package no_such_pkg_xyz is not installed; pip install ghost$"):
+    monkeypatch.setitem(transformers_load.MODELS, "ghost",
+                        gguf.SplitGGUF("no_such_pkg_xyz", "g.gguf", "pip install ghost"))
+    with pytest.raises(HarnessError,
+                       match=r"^--model ghost: package no_such_pkg_xyz is not installed; pip install ghost$"):
         registry.load_model("ghost")
 
 

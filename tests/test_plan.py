@@ -21,7 +21,8 @@ TASKS = {
     "toy_choice.toml": 'kind = "multiple_choice"\nmetrics = ["acc", "acc_norm", "acc_calibrated"]\n'
                        '[data]\nlocal = "toy"\neval_split = "test"\n[prompt]\nquery = "q: $q\\na:"\n'
                        'choices = ["$a", "$b"]\nanswer = "$label"\n',
-    "toy_words.toml": 'kind = "cloze"\n[data]\nlocal = "toy"\neval_split = "test"\n[prompt]\nquery = "$q"\ntarget = "$a"\n',
+    "toy_words.toml": 'kind = "cloze"\n[data]\nlocal = "toy"\neval_split = "test"\n[prompt]\nquery = "$q"\n'
+                      'target = "$a"\n',
 }
 
 

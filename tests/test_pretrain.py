@@ -205,7 +205,8 @@ def test_every_flag_maps_to_a_field_and_defaults_need_only_corpus_and_out(tmp_pa
     config = cli.pretrain_config_from_args(cli_args("--corpus", corpus, "--out", tmp_path / "out"))
     assert config == P.PretrainConfig(corpus=(corpus,), out=tmp_path / "out")
     assert config.steps > 0 and config.threads == 1 and config.decay_steps == config.steps
-    assert cli.pretrain_config_from_args(cli_args("--corpus", corpus, "--out", tmp_path, *tiny_flags())) == tiny(corpus, tmp_path)
+    assert (cli.pretrain_config_from_args(cli_args("--corpus", corpus, "--out", tmp_path, *tiny_flags()))
+            == tiny(corpus, tmp_path))
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,8 @@ def test_config_validation():
 
 def test_hfmodel_scores_reference_like_transformers(tiny_gpt2):
     hf, ours, tok = tiny_gpt2
-    theirs, mine = HFModel(hf, tok, "hf", batch_tokens=64), HFModel(ours, tok, "ref", batch_tokens=64, driver=reference.DRIVER)
+    theirs, mine = (HFModel(hf, tok, "hf", batch_tokens=64),
+                    HFModel(ours, tok, "ref", batch_tokens=64, driver=reference.DRIVER))
     assert mine.max_length == theirs.max_length == 128 and mine._can_keep_logits
     cases = [("Question: what is it?\nAnswer:", " a cat"), ("The dog ", "barked loudly."), ("", "Hello world"),
              ("word " * 150, " end")]  # fmt: skip  (the last is truncated from the left)
@@ -214,7 +215,8 @@ def test_reference_backend_generates_like_the_transformers_backend(tiny_gpt2_dir
     assert (ours.backend, theirs.backend) == ("reference", "transformers")
     requests = [GenerateRequest("free", "The meaning of life is", (), 12),
                 GenerateRequest("stop", "Question: who?\nAnswer:", (" the",), 12)]  # fmt: skip
-    assert {k: v.text for k, v in ours.generate(requests).items()} == {k: v.text for k, v in theirs.generate(requests).items()}
+    assert ({k: v.text for k, v in ours.generate(requests).items()}
+            == {k: v.text for k, v in theirs.generate(requests).items()})
 
 
 # ---------------------------------------------------------------- folders

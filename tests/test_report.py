@@ -84,7 +84,8 @@ def test_published_file_errors_name_the_key(tmp_path):
     from harness.errors import HarnessError
 
     bad = tmp_path / "p.toml"
-    bad.write_text('[[source]]\nid = "s"\n[[number]]\nsource = "s"\nmodel = "m"\ntask = "t"\nvalues = { acc = 1 }\nunit = "x"\n')
+    bad.write_text('[[source]]\nid = "s"\n[[number]]\nsource = "s"\nmodel = "m"\ntask = "t"\nvalues = { acc = 1 }\n'
+                   'unit = "x"\n')
     with pytest.raises(HarnessError, match=r"p.toml: number\[0\]: unknown keys \['unit'\]"):
         load_published(bad)
 
@@ -144,10 +145,11 @@ def test_truncated_inputs_are_counted_and_described_in_md_and_html(tmp_path):
     samples["sample"] = [_cloze_sample(f"Goal: {e}\nAnswer:", cut.get(e, 0) if (m, s) == ("gpt2", "ZS") else 0)
                          for m, s, e in zip(samples.model, samples.setting, samples.example_id, strict=True)]
     expected = ("Truncated inputs: gpt2 piqa ZS: 2 of 40 examples were longer than the model's context and lost the "
-                "start of their prompt; tokens cut per example: max 12, mean 9.5; the most-cut prompt, whose first 12 tokens "
-                "were dropped, began "
+                "start of their prompt; tokens cut per example: max 12, mean 9.5; the most-cut prompt, "
+                "whose first 12 tokens were dropped, began "
                 "“Goal: validation-5\\nAnswer:”")
     written = write_report(tmp_path, frame, samples, "Truncated")
-    assert expected in (tmp_path / "report.md").read_text() and {"report.md", "report.html"} <= {p.name for p in written}
+    assert (expected in (tmp_path / "report.md").read_text()
+            and {"report.md", "report.html"} <= {p.name for p in written})
     assert "Truncated inputs: gpt2 piqa ZS: 2 of 40 examples" in (tmp_path / "report.html").read_text()
     assert not any("tiny piqa" in n for n in build_report(frame, samples).notes if n.startswith("Truncated"))

@@ -15,9 +15,9 @@ from tests.helpers import run_cli
 
 def test_prompt_plans_of_a_sweep():
     config = RunConfig(settings=(Setting.ZS, Setting.ONE_SHOT, Setting.FS), shots=(0, 1, 4), seeds=2)
-    assert config.prompt_plans() == [Variant(Setting.ZS, 0, 0), Variant(Setting.ONE_SHOT, 1, 0), Variant(Setting.ONE_SHOT, 1, 1),
-                                     Variant(Setting.FS, 1, 0), Variant(Setting.FS, 1, 1), Variant(Setting.FS, 4, 0),
-                                     Variant(Setting.FS, 4, 1)]
+    assert config.prompt_plans() == [Variant(Setting.ZS, 0, 0), Variant(Setting.ONE_SHOT, 1, 0),
+                                     Variant(Setting.ONE_SHOT, 1, 1), Variant(Setting.FS, 1, 0),
+                                     Variant(Setting.FS, 1, 1), Variant(Setting.FS, 4, 0), Variant(Setting.FS, 4, 1)]
     only_fs = RunConfig(settings=(Setting.FS,), shots=(0, 2), seeds=1)  # FS(0) is the zero-shot prompt: run as ZS
     assert only_fs.prompt_plans() == [Variant(Setting.ZS, 0, 0), Variant(Setting.FS, 2, 0)]
 
@@ -52,7 +52,8 @@ def test_report_merges_two_models_and_compare_shows_changes(task_env, tiny_gpt2_
     assert "| task | metric | n | A: ZS | A: 1S | A: FS(2) | B: ZS | B: 1S | B: FS(2) |" in md
     assert "| toy_docs | word_perplexity |" in md and "| n/a | n/a |" in md  # B did not run toy_docs
     assert "## Is the difference real?" in md and "mcnemar" in md
-    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png"}  # toy_docs: one ZS point, no curve
+    # toy_docs: one ZS point, no curve
+    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png"}
     assert "\\begin{tabular}" in (out / "report.tex").read_text()
     assert "wrote" in capsys.readouterr().out
 

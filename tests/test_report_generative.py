@@ -41,8 +41,9 @@ def test_the_shared_csv_maps_every_row_and_reads_the_provenance_spot_cells():
     assert cell["multirc", "em", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.0472)  # the paper's MultiRC "acc"
     assert cell["multirc", "f1a", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.570)
     assert cell["wsc273", "acc_per_token", "ZS", "GPT-3 Small (125M)"] == pytest.approx(0.663)  # Winograd
-    wanted = {"arithmetic_2da", "arithmetic_2ds", "arithmetic_3da", "arithmetic_3ds", "arithmetic_4da", "arithmetic_4ds",
-              "arithmetic_5da", "arithmetic_5ds", "arithmetic_2dm", "arithmetic_1dc", "anagrams1", "anagrams2",
+    wanted = {"arithmetic_2da", "arithmetic_2ds", "arithmetic_3da", "arithmetic_3ds", "arithmetic_4da",
+              "arithmetic_4ds", "arithmetic_5da", "arithmetic_5ds", "arithmetic_2dm", "arithmetic_1dc", "anagrams1",
+              "anagrams2",
               "cycle_letters", "random_insertion", "reversed_words", "triviaqa", "nq_open", "squadv2", "wmt14-fr-en",
               "wmt14-en-fr", "wmt16-de-en", "wmt16-en-de"}
     assert wanted <= {p.task for p in table}
@@ -128,8 +129,8 @@ def test_score_against_k_has_the_seed_spread_and_groups_word_scramble(tmp_path):
     assert list(ana.index) == [0, 1, 2, 4]  # FS(1) stands for k = 1 (the same demonstrations as 1S)
     assert ana.loc[4, "value"] == pytest.approx(0.16) and ana.loc[4, "seed_min"] == pytest.approx(0.14)
     assert ana.loc[4, "seed_max"] == pytest.approx(0.18) and ana.loc[0, "seed_max"] == pytest.approx(0.1)
-    assert dict(zip(curves["task"], curves["family"])) == {"anagrams1": "word_scramble", "reversed_words": "word_scramble",
-                                                          "arithmetic_2da": "arithmetic"}
+    assert dict(zip(curves["task"], curves["family"])) == {
+        "anagrams1": "word_scramble", "reversed_words": "word_scramble", "arithmetic_2da": "arithmetic"}
     written = kshot_figures(report.cells, tmp_path / "plots")
     assert [p.name for p in written] == ["kshot_word_scramble_exact_match.png", "kshot_arithmetic_exact_match.png"]
     assert all(p.stat().st_size > 5000 for p in written)

@@ -108,7 +108,8 @@ def test_run_json_and_report_give_peak_memory(task_env, tiny_gpt2_dir, tmp_path,
     memory = json.loads((folder / "run.json").read_text())["memory"]
     assert memory["rss_mib"] > 50 and memory["cuda_mib"] is None  # torch alone takes more; no CUDA here
     name = str(tiny_gpt2_dir)
-    assert f"Run details: {name}'s run peaked at {memory['rss_mib']:.0f} MiB resident memory." in (folder / "report.md").read_text()
+    assert (f"Run details: {name}'s run peaked at {memory['rss_mib']:.0f} MiB resident memory."
+            in (folder / "report.md").read_text())
     merged = tmp_path / "merged"
     assert main(["report", str(folder), "--out", str(merged)]) == 0  # `harness report` reads it back from run.json
     assert "Run details:" in (merged / "report.md").read_text()

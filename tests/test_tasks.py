@@ -30,14 +30,19 @@ def test_toy_task_loads(tmp_path):
     ("change", "message"),
     [
         (("[prompt]", "[prompt]\nquerry = 'x'"), "t.toml: prompt.querry: unknown key (did you mean: query?)"),
-        (('kind = "multiple_choice"', 'kind = "multiple_choise"'), "t.toml: kind: unknown value 'multiple_choise' (did you mean: multiple_choice?)"),
-        (('metrics = ["acc", "acc_norm", "acc_per_token", "acc_calibrated"]', 'metrics = ["accuracy"]'), "t.toml: metrics: unknown metric 'accuracy' (known: acc, acc_calibrated"),
-        (('metrics = ["acc", "acc_norm", "acc_per_token", "acc_calibrated"]', 'metrics = ["perplexity"]'), "t.toml: metrics: 'perplexity' applies to kind cloze, not 'multiple_choice'"),
+        (('kind = "multiple_choice"', 'kind = "multiple_choise"'),
+         "t.toml: kind: unknown value 'multiple_choise' (did you mean: multiple_choice?)"),
+        (('metrics = ["acc", "acc_norm", "acc_per_token", "acc_calibrated"]', 'metrics = ["accuracy"]'),
+         "t.toml: metrics: unknown metric 'accuracy' (known: acc, acc_calibrated"),
+        (('metrics = ["acc", "acc_norm", "acc_per_token", "acc_calibrated"]', 'metrics = ["perplexity"]'),
+         "t.toml: metrics: 'perplexity' applies to kind cloze, not 'multiple_choice'"),
         (('answer = "$label"\n', ""), "t.toml: prompt.answer: is required for kind = 'multiple_choice'"),
         (('choices = ["$sol1", "$sol2"]', "choices = []"), "t.toml: prompt.choices: is empty"),
         (('local = "toy_mc"\n', ""), "t.toml: data: needs `local`"),
-        (('query = "Question: $goal\\nAnswer:"', 'query = "Question: $ goal"'), "t.toml:10: prompt.query: '$ goal' is not a field"),
-        (("[data]", "preprocess = 'lambda'\n[data]"), "t.toml: preprocess: unknown preprocess function 'lambda' (did you mean: lambada, lambada_word?)"),
+        (('query = "Question: $goal\\nAnswer:"', 'query = "Question: $ goal"'),
+         "t.toml:10: prompt.query: '$ goal' is not a field"),
+        (("[data]", "preprocess = 'lambda'\n[data]"),
+         "t.toml: preprocess: unknown preprocess function 'lambda' (did you mean: lambada, lambada_word?)"),
         (("[data]", "colour = 1\n[data]"), "t.toml: colour: unknown key"),
     ],
 )
@@ -80,7 +85,8 @@ def test_every_shipped_task_renders_prompts_on_shared_data(name):
         rendered = render(task, example)
         conts = alternatives(task, rendered)
         if task.kind is TaskKind.GENERATE:  # nothing scored: the budget keeps max_new_tokens free instead
-            assert not conts and rendered.references and rendered.target == rendered.references[0] or task.prompt.references
+            assert (not conts and rendered.references and rendered.target == rendered.references[0]
+                    or task.prompt.references)
             conts = [rendered.target]
         if task.kind is TaskKind.PERPLEXITY:
             prompt = build_prompt(task, example, Setting.ZS, 0, 0, data.demos.examples)
@@ -123,11 +129,14 @@ def test_partial_scoring_is_explicit_and_an_old_file_says_how_to_migrate(tmp_pat
 def test_prompt_keys_that_do_not_apply_to_the_kind_are_errors(tmp_path, kind, key):
     text = f'kind = "{kind}"\n[data]\nlocal = "x"\neval_split = "test"\n[prompt]\nquery = "$q"\ntarget = "$t"\n' \
            f'text = "$d"\nchoices = ["$a"]\nanswer = "$g"\n'
-    lines = [line for line in text.splitlines() if line.split(" = ")[0] in ("kind", "[data]", "local", "eval_split", "[prompt]")
+    lines = [line for line in text.splitlines()
+             if line.split(" = ")[0] in ("kind", "[data]", "local", "eval_split", "[prompt]")
              or line.split(" = ")[0] in KINDS_REQUIRED[kind]]
-    lines.append(f'{key} = {"1" if key == "max_new_tokens" else chr(34) + "x" + chr(34)}' if key != "stop" else 'stop = ["x"]')
+    lines.append(f'{key} = {"1" if key == "max_new_tokens" else chr(34) + "x" + chr(34)}'
+                 if key != "stop" else 'stop = ["x"]')
     with pytest.raises(HarnessError, match=rf"t.toml: prompt.{key}: does not apply to kind = '{kind}'"):
         load_task(write(tmp_path, "\n".join(lines) + "\n"))
 
 
-KINDS_REQUIRED = {"cloze": ("query", "target"), "perplexity": ("text",), "multiple_choice": ("query", "choices", "answer")}
+KINDS_REQUIRED = {"cloze": ("query", "target"), "perplexity": ("text",),
+                  "multiple_choice": ("query", "choices", "answer")}

@@ -113,8 +113,8 @@ def test_arc_style_choices_list_inside_an_object(tmp_path):
 def test_jinja_syntax_is_a_one_line_load_error(tmp_path):
     with pytest.raises(HarnessError) as error:
         task(tmp_path, **{"$goal": "{{goal}}"})
-    assert str(error.value) == (f"{tmp_path / 't.toml'}:{QUERY_LINE}: prompt.query: {{{{goal}}}} is Jinja syntax, which "
-                                "$field templates do not read: write $goal")
+    assert str(error.value) == (f"{tmp_path / 't.toml'}:{QUERY_LINE}: prompt.query: {{{{goal}}}} is Jinja syntax, "
+                                "which $field templates do not read: write $goal")
 
 
 def test_an_invalid_placeholder_says_why(tmp_path):
@@ -137,7 +137,8 @@ def test_whole_float_labels_read_as_indices_and_a_fractional_one_is_blamed_on_it
     assert [render(t, ex).gold for ex in examples] == [0, 1, 1, 0]
     write_jsonl(tmp_path / "data" / "toy_mc" / "validation.jsonl", rows + [rows[0] | {"label": 1.5}])
     examples = load_task_data(t, tmp_path / "data").eval.examples
-    with pytest.raises(HarnessError, match=r"prompt.answer: \$label is 1.5 in example validation-4, not a whole number"):
+    with pytest.raises(HarnessError,
+                       match=r"prompt.answer: \$label is 1.5 in example validation-4, not a whole number"):
         [render(t, ex) for ex in examples]
 
 
@@ -186,7 +187,8 @@ def test_validate_checks_every_split_and_shows_the_gold_answer(tmp_path, capsys)
     rows[9] = {k: v for k, v in rows[9].items() if k != "sol1"}  # a key absent from one row
     path = run_env(tmp_path, rows)
     assert main(["validate", str(path), "--data-dir", str(tmp_path / "data")]) == 2
-    assert "prompt.choices[0]: $sol1: example train-9 has no field 'sol1' (its fields: goal, sol2, label)" in capsys.readouterr().err
+    assert ("prompt.choices[0]: $sol1: example train-9 has no field 'sol1' (its fields: goal, sol2, label)"
+            in capsys.readouterr().err)
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")

@@ -150,7 +150,8 @@ def tiny_gpt2(gpt2_tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(gpt2_tokenizer))).eval()
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=128,
+                                      vocab_size=len(gpt2_tokenizer))).eval()
 
 
 def requests_for_scoring():
@@ -190,7 +191,8 @@ def test_fused_model_trains_as_the_unfused_one(tiny_llama):
     assert fused.is_fused(copied)
     ids = torch.tensor([[5, 17, 300, 2, 9]])
     losses = [m(ids, labels=ids).loss for m in (tiny_llama, copied)]
-    grads = [torch.autograd.grad(loss, m.model.norm.weight)[0] for loss, m in zip(losses, (tiny_llama, copied), strict=True)]
+    grads = [torch.autograd.grad(loss, m.model.norm.weight)[0]
+             for loss, m in zip(losses, (tiny_llama, copied), strict=True)]
     assert torch.equal(losses[0], losses[1]) and torch.equal(grads[0], grads[1])
     assert fused.unfuse(copied) == 4 and not fused.is_fused(copied)
 

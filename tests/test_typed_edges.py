@@ -56,7 +56,8 @@ def key_sniffing(tree: ast.AST) -> list[str]:
     found = []
     for node in ast.walk(tree):
         key = None
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and node.args:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and node.args):
             key = node.args[0]
         elif isinstance(node, ast.Compare) and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
             key = node.left

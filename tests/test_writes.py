@@ -205,7 +205,8 @@ sys.exit(main(sys.argv[2:]))
 
 @pytest.mark.parametrize("during", ["scoring", "writing"])
 def test_sigterm_stops_a_run_as_ctrl_c_does(task_env, tiny_gpt2_dir, result_cache, counted, during):
-    run = subprocess.run([sys.executable, "-c", textwrap.dedent(SIGTERM_SCRIPT), during, *argv(task_env, tiny_gpt2_dir)],
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(SIGTERM_SCRIPT), during,
+                          *argv(task_env, tiny_gpt2_dir)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 128 + signal.SIGTERM, run.stderr
     assert run.stderr.endswith("interrupted (SIGTERM): no run folder was written; finished results are in the result "
@@ -289,7 +290,8 @@ def test_cache_info_and_clear(task_env, tiny_gpt2_dir, capsys, result_cache):
     rows = [line.split() for line in lines[2:]]
     assert sorted((r[0], r[1], r[2]) for r in rows) == sorted((str(tiny_gpt2_dir), fp[:16], str(n)) for fp in models)
 
-    one_line_error(main(["cache", "clear", "--model", "gpt2-tiny"]), capsys, "--model gpt2-tiny: no results in the cache for it")
+    one_line_error(main(["cache", "clear", "--model", "gpt2-tiny"]), capsys,
+                   "--model gpt2-tiny: no results in the cache for it")
     first, second = models
     assert main(["cache", "clear", "--model", second[:12]]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,8 @@ only at continuation positions.
 
 The model is reached only through the Trainable protocol (models/base.py): a deep copy of its `module`
 is trained, and its backend's `save` writes the copy as a normal model folder (transformers: save_pretrained;
-the reference decoder: a reference folder) that `loadable_name` loads again, plus lineage.json: base model, task file hash, split and example ids, the overlap found,
+the reference decoder: a reference folder) that `loadable_name` loads again,
+plus lineage.json: base model, task file hash, split and example ids, the overlap found,
 hyperparameters, the loss of every step. It is written under a temporary name and renamed into place, so a
 folder that exists is complete; a folder whose lineage has the same identity is reused, not retrained.
 torch is imported inside functions.
@@ -78,7 +79,9 @@ def load_train(spec: TaskSpec, data_dir: Path | None, eval_split: Split, force: 
 # ---------------------------------------------------------------- training data
 
 
-def select_examples(spec: TaskSpec, train: Split, evaluation: Split, config: FinetuneConfig) -> tuple[list[Example], list[Hit]]:
+def select_examples(
+    spec: TaskSpec, train: Split, evaluation: Split, config: FinetuneConfig
+) -> tuple[list[Example], list[Hit]]:
     """Up to max_examples train examples in a seeded order, without those that overlap the eval split
     (kept, and still reported, when forced)."""
     index = EvalIndex({ex.id: demo_text(spec, render(spec, ex)) for ex in evaluation.examples})
@@ -170,8 +173,8 @@ def train(module, rows: list[scoring.ModelInput], config: FinetuneConfig, desc: 
     with tqdm(total=total, desc=desc, unit="step", file=sys.stderr) as bar:
         for step in range(total):
             batch = [rows[i] for i in batch_at(step, len(rows), config)]
-            losses.append(optimizer_step(module, optimizer, lambda: answer_loss(module, batch), lr_at(step, total, config),
-                                         config.grad_clip))
+            losses.append(optimizer_step(module, optimizer, lambda: answer_loss(module, batch),
+                                         lr_at(step, total, config), config.grad_clip))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             bar.update()
     module.eval()
@@ -181,7 +184,9 @@ def train(module, rows: list[scoring.ModelInput], config: FinetuneConfig, desc: 
 # ---------------------------------------------------------------- checkpoints
 
 
-def identity(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig) -> dict:
+def identity(
+    model: LanguageModel, spec: TaskSpec, train_split: Split, evaluation: Split, config: FinetuneConfig
+) -> dict:
     """Everything that decides the fine-tuned weights: equal identities may share a checkpoint."""
     return {
         "format": FORMAT, "version": VERSION, "base_fingerprint": model.fingerprint(), "task_sha256": spec.sha256,
@@ -237,10 +242,12 @@ def finetune(model: LanguageModel, spec: TaskSpec, train_split: Split, evaluatio
 def _reuse(out: Path, ident: dict) -> Lineage:
     path = out / LINEAGE
     if not path.is_file():
-        raise HarnessError(f"{out} exists and is not a fine-tuned model folder (no {LINEAGE}); remove it or choose another")
+        raise HarnessError(f"{out} exists and is not a fine-tuned model folder (no {LINEAGE}); "
+                           "remove it or choose another")
     document = json.loads(path.read_text())
     if document.get("identity") != ident:
-        raise HarnessError(f"{out} holds a fine-tuning of other inputs (see its {LINEAGE}); remove it or choose another")
+        raise HarnessError(f"{out} holds a fine-tuning of other inputs (see its {LINEAGE}); "
+                           "remove it or choose another")
     lineage = Lineage.from_json(document)
     print(f"[harness] FT {lineage.task['name']}: reusing {out} (trained on {lineage.train.used} examples)",
           file=sys.stderr)

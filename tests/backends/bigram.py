@@ -40,7 +40,8 @@ class BigramModel:
             previous = row.ids[len(row.ids) - len(row.targets) :]  # the token before each target
             greedy = [int(self.table[p].argmax()) == t for p, t in zip(previous, row.targets, strict=True)]
             logprob = sum(hand_logprob(self.table, p, t) for p, t in zip(previous, row.targets, strict=True))
-            out[r.id] = LoglikelihoodResult(logprob, all(greedy), len(row.targets), row.truncated, bool(greedy) and greedy[-1])
+            out[r.id] = LoglikelihoodResult(logprob, all(greedy), len(row.targets), row.truncated,
+                                            bool(greedy) and greedy[-1])
         return out
 
     def loglikelihood_rolling(self, requests):

@@ -61,7 +61,8 @@ def nq_open_requests(n: int, max_new: int) -> list[GenerateRequest]:
     out = []
     for i, row in enumerate(read_jsonl(DATA / "nq_open" / "dev.jsonl", n)):
         shots = "\n".join(f"Q: {d['question']}?\nA: {d['answer'][0]}" for d in pool[5 * i : 5 * i + 5])
-        out.append(GenerateRequest(f"nq{i}", f"Answer these questions:\n\n{shots}\nQ: {row['question']}?\nA:", ("\n", ".", ","), max_new))
+        out.append(GenerateRequest(f"nq{i}", f"Answer these questions:\n\n{shots}\nQ: {row['question']}?\nA:",
+                                   ("\n", ".", ","), max_new))
     return out
 
 
@@ -70,7 +71,8 @@ def wmt_requests(n: int, max_new: int) -> list[GenerateRequest]:
     out = []
     for i, row in enumerate(read_jsonl(DATA / "wmt14_fr_en" / "newstest2014.jsonl", n)):
         shots = "\n\n".join(f"French phrase: {d['fr']}\nEnglish phrase: {d['en']}" for d in pool[3 * i : 3 * i + 3])
-        out.append(GenerateRequest(f"wmt{i}", f"{shots}\n\nFrench phrase: {row['fr']}\nEnglish phrase:", ("\n",), max_new))
+        out.append(GenerateRequest(f"wmt{i}", f"{shots}\n\nFrench phrase: {row['fr']}\nEnglish phrase:", ("\n",),
+                                   max_new))
     return out
 
 
@@ -87,7 +89,8 @@ def random_gpt2_small():
 def smollm2():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return AutoModelForCausalLM.from_pretrained(SMOLLM2, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(SMOLLM2)
+    return (AutoModelForCausalLM.from_pretrained(SMOLLM2, dtype=torch.float32).eval(),
+            AutoTokenizer.from_pretrained(SMOLLM2))
 
 
 class StopCriterion:
@@ -116,13 +119,15 @@ def lm_eval_style(model: HFModel, requests: list[GenerateRequest], batch_size: i
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             max_new = chunk[0].max_new_tokens
-            contexts = [list(context_ids(model.encode(r.context), model.prefix_token, model.max_length, max_new)) for r in chunk]
+            contexts = [list(context_ids(model.encode(r.context), model.prefix_token, model.max_length, max_new))
+                        for r in chunk]
             width = max(len(c) for c in contexts)
             ids = torch.tensor([[pad] * (width - len(c)) + c for c in contexts])  # (B, T), left-padded
             mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])  # (B, T)
             stop = StopCriterion(tok, chunk[0].stop, width, len(chunk))
-            generated = hf.generate(ids, attention_mask=mask, max_length=width + max_new, do_sample=False, pad_token_id=pad,
-                                    stopping_criteria=StoppingCriteriaList([stop]), use_cache=True)  # (B, T + n)
+            generated = hf.generate(ids, attention_mask=mask, max_length=width + max_new, do_sample=False,
+                                    pad_token_id=pad, stopping_criteria=StoppingCriteriaList([stop]),
+                                    use_cache=True)  # (B, T + n)
             for r, row in zip(chunk, generated[:, width:].tolist(), strict=True):
                 out[r.id] = cut_at_stop(tok.decode(row, skip_special_tokens=True), r.stop)
     return out
@@ -136,8 +141,8 @@ def useful_flops(model: HFModel, requests: list[GenerateRequest], texts: dict[st
     """(2 x non-embedding matrix parameters x (context + new tokens) + 4 x width x attended (query, key) pairs
     per layer + 2 x width x vocabulary per new token, new tokens): the work of decoding the kept text once."""
     config = model.module.config
-    dense = sum(p.numel() for n, p in model.module.named_parameters() if p.dim() == 2 and "emb" not in n and "wte" not in n
-                and "wpe" not in n and "lm_head" not in n)
+    dense = sum(p.numel() for n, p in model.module.named_parameters()
+                if p.dim() == 2 and "emb" not in n and "wte" not in n and "wpe" not in n and "lm_head" not in n)
     width = getattr(config, "n_embd", None) or config.hidden_size
     layers = getattr(config, "n_layer", None) or config.num_hidden_layers
     flops, new_tokens = 0.0, 0
@@ -202,7 +207,8 @@ def bench(label: str, hf, tok, workloads: dict[str, list[GenerateRequest]], repe
         flops, new_tokens = useful_flops(model, requests, texts["bs1"])
         gflops = flops / med["ours"] / 1e9
         same = {k: sum(texts[k][r.id] == texts["bs1"][r.id] for r in requests) for k in paths}
-        cells = " ".join(f"{k} {med[k]:6.2f}s {new_tokens / med[k]:6.1f} tok/s {med[k] / med['ours']:4.1f}x same {same[k]}/{len(requests)} |"
+        cells = " ".join(f"{k} {med[k]:6.2f}s {new_tokens / med[k]:6.1f} tok/s {med[k] / med['ours']:4.1f}x "
+                         f"same {same[k]}/{len(requests)} |"
                          for k in paths)
         print(f"{label:<16} {name:<10} n={len(requests):<3} new tokens {new_tokens:<5} | {cells} "
               f"ours {gflops:.1f} GFLOP/s of peak {med['peak']:.0f} ({100 * gflops / med['peak']:.0f}%)", flush=True)
@@ -210,11 +216,13 @@ def bench(label: str, hf, tok, workloads: dict[str, list[GenerateRequest]], repe
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="1 on a shared, loaded machine: tiny ops stall on thread handoffs")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="1 on a shared, loaded machine: tiny ops stall on thread handoffs")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--nq", type=int, default=16, help="nq_open questions")
     parser.add_argument("--wmt", type=int, default=8, help="WMT14 fr-en sentences")
-    parser.add_argument("--max-new", type=int, default=32, help="max_new_tokens (lm-eval's default max_gen_toks is 256)")
+    parser.add_argument("--max-new", type=int, default=32,
+                        help="max_new_tokens (lm-eval's default max_gen_toks is 256)")
     parser.add_argument("--batch-sizes", default="1,8", help="lm-eval-style batch sizes")
     parser.add_argument("--models", default="gpt2-small-random,smollm2-135m")
     parser.add_argument("--device", default="cpu", help="torch device: cuda runs every path there (default: cpu)")
@@ -230,7 +238,8 @@ def main() -> None:
 
     workloads = {"nq_open": nq_open_requests(args.nq, args.max_new), "wmt14": wmt_requests(args.wmt, args.max_new)}
     sizes = [int(x) for x in args.batch_sizes.split(",")]
-    print(f"torch {torch.__version__}, {args.device}, {args.threads} threads, {args.dtype}, max_new_tokens {args.max_new}, medians of {args.repeats} "
+    print(f"torch {torch.__version__}, {args.device}, {args.threads} threads, {args.dtype}, "
+          f"max_new_tokens {args.max_new}, medians of {args.repeats} "
           f"interleaved repeats; Nx = path seconds / ours; same = texts equal to lm-eval-style batch 1")
     if "gpt2-small-random" in args.models:
         bench("gpt2-small-rand", *placed(*random_gpt2_small()), workloads, args.repeats, sizes)

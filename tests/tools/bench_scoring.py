@@ -108,7 +108,8 @@ def useful_flops(model: HFModel, rows: list[scoring.ModelInput]) -> float:
         for b in row.branches:
             pairs += b.length * shared + b.length * (b.length + 1) // 2
     scored = sum(len(r.targets) for r in rows)
-    return 2 * dense * tokens + 4 * config.n_embd * pairs * config.n_layer + 2 * config.n_embd * config.vocab_size * scored
+    return (2 * dense * tokens + 4 * config.n_embd * pairs * config.n_layer
+            + 2 * config.n_embd * config.vocab_size * scored)
 
 
 def matmul_peak(repeats: int = 3) -> float:

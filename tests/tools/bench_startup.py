@@ -112,7 +112,8 @@ def main() -> int:
     print(f"model loaded in the cached rerun: {'yes' if loaded else 'no'}")
     print("imports (cumulative, one rerun):")
     for package in HEAVY:
-        print(f"  {package:<28} {imports[package]:6.2f} s" if package in imports else f"  {package:<28}    not imported")
+        print(f"  {package:<28} {imports[package]:6.2f} s" if package in imports
+              else f"  {package:<28}    not imported")
     print("steps (cProfile, one rerun; profiling slows them):")
     for label, seconds in steps.items():
         print(f"  {label:<28} {seconds:6.2f} s")

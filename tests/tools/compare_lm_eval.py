@@ -56,7 +56,8 @@ def compare(name: str, our_rows: dict[int, dict], their_rows: dict[int, dict]) -
             agg_theirs.setdefault(metric, []).append(float(other[metric]))
             differing += metric.startswith(("acc", "exact")) and value != float(other[metric])
     print(f"\n{name}: {len(shared)} examples, max |delta log-likelihood| = {max_diff:.2e}, prompts differing: "
-          f"{prompts_differ}, generations differing: {generations_differ}, per-example metric disagreements: {differing}")
+          f"{prompts_differ}, generations differing: {generations_differ}, "
+          f"per-example metric disagreements: {differing}")
     print(f"{'metric':<12} {'harness':>12} {'lm-eval':>12}")
     for metric in agg_ours:
         a, b = agg_ours[metric], agg_theirs[metric]

@@ -3,25 +3,19 @@
 Texts are compared as lower-cased word sequences (runs of letters and digits), so punctuation, case and
 spacing do not hide a duplicate. A training text overlaps an eval text when both are the same word
 sequence (exact) or when they share any run of N = 13 consecutive words, the GPT-3 paper's
-contamination test (its Appendix C). Texts shorter than N words can only be exact duplicates.
+contamination test (its Appendix C). Texts shorter than N words can only be exact duplicates. The normalisation is
+harness/contamination/normalize.py's, the one `harness overlap` uses against a pretraining corpus.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-N = 13
-_WORD = re.compile(r"\w+")
+from harness.contamination.normalize import DEFAULT_N, ngrams, words
 
-
-def words(text: str) -> tuple[str, ...]:
-    return tuple(_WORD.findall(text.lower()))
-
-
-def ngrams(tokens: tuple[str, ...], n: int = N) -> Iterable[tuple[str, ...]]:
-    return (tokens[i : i + n] for i in range(len(tokens) - n + 1))
+N = DEFAULT_N
+__all__ = ["N", "EvalIndex", "Hit", "ngrams", "words"]  # words and ngrams live in contamination/normalize.py
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,10 @@ class RollingResult:
 class GenerateResult:
     text: str
     truncated: int = 0  # context tokens cut from the left to leave room for max_new_tokens in the model's window
+    # log P(text | context) as a loglikelihood request of the text scores it (the batch-invariant scorer), and
+    # its tokens; None / 0 for an empty text or a backend that cannot score
+    logprob: float | None = None
+    n_tokens: int = 0
 
 
 Result = LoglikelihoodResult | RollingResult | GenerateResult
@@ -202,6 +206,8 @@ class GenerationOutcome:
     references: tuple[str, ...]
     prediction: str | None = None  # after the task's filters; None: the generated text as is
     truncated: int = 0  # context tokens cut from the left to fit
+    logprob: float | None = None  # log P(generated | prompt), the answer's confidence (GenerateResult.logprob)
+    n_tokens: int = 0
 
     @property
     def predicted(self) -> str:

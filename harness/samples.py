@@ -5,7 +5,7 @@
 | ChoiceAnswer     | multiple_choice, partial_scoring | per-choice log-likelihoods, greedy flags, token counts |
 | ClozeAnswer      | cloze                            | the target's log-likelihood and greedy flags           |
 | DocumentAnswer   | perplexity                       | the document's rolling log-likelihood, words, bytes    |
-| GenerationAnswer | generate                         | the generation, the filtered prediction, references    |
+| GenerationAnswer | generate                         | the generation, its log-probability, the prediction    |
 
 Reports, comparisons and exports read these records, never a dict by key; `to_json` / `from_json` are the
 only places that know a line's keys (in the order samples.jsonl has always had). Which answer type a line
@@ -159,16 +159,21 @@ class GenerationAnswer:
     target: str
     references: tuple[str, ...]
     truncated: int = 0
+    logprob: float | None = None  # log P(generation | prompt): the answer's confidence; None when not scored
+    n_tokens: int = 0  # the generation's tokens, as that log-probability counts them
 
     def to_json(self) -> dict[str, Any]:
+        scored = {} if self.logprob is None else {"logprob": self.logprob, "n_tokens": self.n_tokens}
         return {"generation": self.generation, "prediction": self.prediction, "target": self.target,
-                "references": list(self.references), "truncated": self.truncated}
+                "references": list(self.references), "truncated": self.truncated} | scored
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> GenerationAnswer:
+        logprob = d.get("logprob")
         return cls(generation=str(d["generation"]), prediction=str(d["prediction"]),
                    target=str(d.get("target", (d["references"] or [""])[0])),
-                   references=tuple(d["references"]), truncated=int(d.get("truncated", 0) or 0))
+                   references=tuple(d["references"]), truncated=int(d.get("truncated", 0) or 0),
+                   logprob=None if logprob is None else float(logprob), n_tokens=int(d.get("n_tokens", 0) or 0))
 
     @property
     def decision(self) -> str:

@@ -153,6 +153,29 @@ def test_stop_strings_give_the_post_hoc_cut(which, backend, request):
     assert any(got[r.id].text != full[int(r.id.split("-")[0])] for r in requests)  # some stop did cut
 
 
+@pytest.mark.parametrize("which", ["tiny_gpt2", "tiny_llama"])
+def test_a_generation_carries_its_log_probability_as_the_scorer_gives_it(which, request):
+    """GenerateResult.logprob is log P(text | context) summed by hand from a full forward pass over the exact
+    tokens the scorer reads, the same at every batch budget; an empty generation has none."""
+    import torch
+
+    hf, tok = request.getfixturevalue(which)
+    requests = [GenerateRequest(f"g{i}", p, ("\n",), 8) for i, p in enumerate(PROMPTS)]
+    wide, narrow = HFModel(hf, tok, which, batch_tokens=4096), HFModel(hf, tok, which, batch_tokens=64)
+    first = wide.generate(requests[:1])["g0"].text[0]  # a stop at the first character leaves nothing
+    requests.append(GenerateRequest("empty", PROMPTS[0], (first,), 8))
+    got, again = wide.generate(requests), narrow.generate(requests)
+    assert got == again and got["empty"].text == "" and got["empty"].logprob is None
+    for r in requests[:-1]:
+        pair = wide._encode_pair(r.context, got[r.id].text)
+        window = (pair.context + pair.continuation)[-(wide.max_length + 1):]  # the long prompt: as lm-eval cuts it
+        with torch.no_grad():
+            logp = torch.log_softmax(hf(torch.tensor([window[:-1]])).logits[0].double(), -1)  # (T, V)
+        start = len(window) - len(pair.continuation)
+        hand = sum(float(logp[start + j - 1, t]) for j, t in enumerate(pair.continuation))
+        assert got[r.id].n_tokens == len(pair.continuation) > 0
+        assert got[r.id].logprob == pytest.approx(hand, abs=1e-4), r.id
+
 def test_finished_never_changes_the_cut():
     """For random texts and stop sets (some stops inside others), every prefix that `finished` accepts has
     the cut of the whole text: stopping there gives the post-hoc text."""

@@ -110,6 +110,9 @@ def test_every_kind_has_a_complete_row(kind):
     ({"task": "t", "setting": "1S", "k": 1, "k_used": 1, "seed": 0, "example_id": "dev-0", "demo_ids": ["dev-1"],
       "prompt": "Q:", "generation": " Paris\n", "prediction": "Paris", "target": "Paris", "references": ["Paris"],
       "truncated": 0, "metrics": {"exact_match": 1.0}}, TaskKind.GENERATE),
+    ({"task": "t", "setting": "ZS", "k": 0, "k_used": 0, "seed": 0, "example_id": "dev-2", "demo_ids": [],
+      "prompt": "Q:", "generation": " Rome", "prediction": "Rome", "target": "Paris", "references": ["Paris"],
+      "truncated": 0, "logprob": -3.25, "n_tokens": 2, "metrics": {"exact_match": 0.0}}, TaskKind.GENERATE),
 ])
 def test_a_samples_line_reads_back_byte_for_byte(line, kind):
     """The record writes the line it was read from, key for key and in order; run folders older than run.json's

@@ -20,13 +20,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.columns import format_table
 from harness.errors import HarnessError, first_line, suggest
 from harness.execution.plan import Unit
 from harness.files import CACHE_ENV, RESULT_CACHE_ENV, check_writable
 from harness.invariance import ENGINE  # the scoring engine that made a result is part of its key
 from harness.records import GenerateResult, LoglikelihoodResult, RequestKind, Result, RollingResult
 
-SCHEMA = 4  # bump when a result record or the content key changes: older entries are then not reused
+SCHEMA = 5  # bump when a result record or the content key changes: older entries are then not reused
 BUSY_SECONDS = 120  # how long a save waits for another run's transaction on the same cache
 _RESULT_TYPES = {
     RequestKind.LOGLIKELIHOOD: LoglikelihoodResult,
@@ -143,9 +144,9 @@ def info(path: Path) -> str:
                           "SUM(LENGTH(e.key) + LENGTH(e.value)) FROM entries e LEFT JOIN models m "
                           "ON m.fingerprint = e.fingerprint GROUP BY e.fingerprint ORDER BY 3 DESC").fetchall()
     lines = [f"result cache: {path} ({_mb(_on_disk(path))} on disk, {sum(r[3] for r in rows)} results)"]
-    if rows:
-        lines.append(f"{'model':<40} {'fingerprint':<16} {'results':>8} {'data':>9}  last used (UTC)")
-    lines += [f"{name:<40} {fp[:16]:<16} {n:>8} {_mb(size):>9}  {used}" for fp, name, used, n, size in rows]
+    if rows:  # columns as wide as the longest model name or path
+        table = [(name, fp[:16], str(n), _mb(size), used) for fp, name, used, n, size in rows]
+        lines += format_table(table, ("model", "fingerprint", "results", "data", "last used (UTC)"), right={2, 3})
     return "\n".join(lines)
 
 

@@ -281,9 +281,14 @@ class HFModel:
             GENERATE_FACTOR * self.batch_tokens,
             self.batch_tokens,
         )
+        texts = [cut_at_stop(decode(ids), r.stop) for r, ids in zip(requests, new, strict=True)]
+        # the answer's confidence, scored as a loglikelihood request of its text: the batch-invariant scorer, so
+        # the same for any batch composition (decoding's own logits are not: rows leave the batch as they end)
+        scored = self.loglikelihood([LoglikelihoodRequest(r.id, r.context, t)
+                                     for r, t in zip(requests, texts, strict=True) if t])
         return {
-            r.id: GenerateResult(cut_at_stop(decode(ids), r.stop), n)
-            for r, ids, n in zip(requests, new, cut, strict=True)
+            r.id: GenerateResult(t, n, scored[r.id].logprob, scored[r.id].n_tokens) if t else GenerateResult(t, n)
+            for r, t, n in zip(requests, texts, cut, strict=True)
         }
 
     def _decode_new(self, ids: list[int]) -> str:

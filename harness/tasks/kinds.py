@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
-from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest,
+from harness.records import (ChoiceOutcome, ClozeOutcome, DocumentOutcome, Example, GenerateRequest, GenerateResult,
                              GenerationOutcome, LoglikelihoodRequest, Outcome, Prompt, Rendered, Request, RequestKind,
                              Result, RollingRequest, TaskKind)
 from harness.samples import (ANSWERS, Answer, ChoiceAnswer, ClozeAnswer, DocumentAnswer, GenerationAnswer, Sample,
@@ -191,14 +191,13 @@ def _document_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) 
 
 
 def _generation_outcome(task: TaskSpec, p: Prompt, r: Rendered, results: Results) -> GenerationOutcome:
-    result = results[target_id(p)]
-    return generation_outcome(task, r, result.text, result.truncated)
+    return generation_outcome(task, r, results[target_id(p)])
 
 
-def generation_outcome(task: TaskSpec, r: Rendered, generated: str, truncated: int = 0) -> GenerationOutcome:
+def generation_outcome(task: TaskSpec, r: Rendered, result: GenerateResult) -> GenerationOutcome:
     """A generation as the metrics read it: after the task's filters, beside the example's references."""
-    prediction = apply_filters(task, generated) if task.prompt.filters else None
-    return GenerationOutcome(generated, r.references, prediction, truncated)
+    prediction = apply_filters(task, result.text) if task.prompt.filters else None
+    return GenerationOutcome(result.text, r.references, prediction, result.truncated, result.logprob, result.n_tokens)
 
 
 def count_words(text: str) -> int:
@@ -229,7 +228,7 @@ def _document_sample(o: DocumentOutcome) -> DocumentAnswer:
 
 def _generation_sample(o: GenerationOutcome) -> GenerationAnswer:
     return GenerationAnswer(generation=o.generated, prediction=o.predicted, target=o.target,
-                            references=o.references, truncated=o.truncated)
+                            references=o.references, truncated=o.truncated, logprob=o.logprob, n_tokens=o.n_tokens)
 
 
 # ---------------------------------------------------------------- the gold answer in words (harness validate)

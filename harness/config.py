@@ -23,8 +23,8 @@ class FinetuneConfig:
     """Hyperparameters of the FT setting. Defaults suit a 135M model on 2 CPU cores: 2 epochs over at most
     256 training examples, batch 8 (64 optimizer steps; about 2 minutes for COPA with smollm2-135m)."""
 
-    epochs: int = _f(2, "passes over the training examples (ignored when --steps is given)")
-    steps: int = _f(0, "optimizer steps in all; 0 = as many as --epochs take")
+    epochs: int = _f(2, "passes over the training examples (ignored when {flag:steps} is given)")
+    steps: int = _f(0, "optimizer steps in all; 0 = as many as {flag:epochs} take")
     lr: float = _f(3e-5, "peak learning rate (AdamW), after a linear warmup over the first 10% of steps, "
                    "then linear decay to 0")
     batch_size: int = _f(8, "training examples per optimizer step")
@@ -68,10 +68,50 @@ TASKS_DIR_HELP = ("a folder of your own task files (and suites/), searched befor
 
 
 def _flag(default, help: str, **how):
-    """A RunConfig field and its `harness run` flag (cli.add_fields). `how`: flag (its name when not --<field>),
+    """A RunConfig field and its `harness run` flag (flags.add_fields). `how`: flag (its name when not --<field>),
     parse (flag value -> field value; a tuple field's flag takes comma-separated text), type (for a None
-    default), append (a repeatable flag), metavar, group (a help section). A help without "default:" gets one."""
+    default), append (a repeatable flag), metavar, group (a help section), switch (a second flag, `Switch`, that
+    adds its const to the same repeatable value). A help without "default:" gets one.
+
+    A help names another flag as {flag:<field>} (flags.add_fields writes that field's flag, prefix included: --steps
+    in `harness finetune`, --ft-steps in `harness run`), and the model registry's names as {models}, {backends}
+    and {default_backend}."""
     return field(default=default, metadata={"help": help, **how})
+
+
+class _NoDefault(enum.Enum):
+    """What --no-default-data-dir adds to the --data-dir values: search no default data dir."""
+
+    NO_DEFAULT = "no default data dir"
+
+
+NO_DEFAULT = _NoDefault.NO_DEFAULT
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A second flag of a repeatable field: it takes no value and adds `const` to the field's list of values."""
+
+    flag: str
+    help: str
+    const: object = NO_DEFAULT
+
+
+def parse_data_dirs(values: tuple) -> Path | tuple[str, ...] | None:
+    """The --data-dir values (with NO_DEFAULT for --no-default-data-dir) as RunConfig.data_dir: None when there are
+    none (the default data dir alone), one folder as a Path (it, then the default data dir; run.json records it as a
+    single folder, as before), else the whole search list as a tuple: the folders in order, then the default data
+    dir when there is one, unless --no-default-data-dir."""
+    folders = tuple(dict.fromkeys(str(v) for v in values if v is not NO_DEFAULT))
+    with_default = NO_DEFAULT not in values
+    if with_default and len(folders) <= 1:
+        return Path(folders[0]) if folders else None
+    if with_default:
+        from harness.tasks.data import default_data_dir  # the environment and the checkout, read once here
+
+        found = default_data_dir()
+        folders += (str(found),) if found is not None and str(found) not in folders else ()
+    return folders
 
 
 CLUSTER = "cluster (README: Running on a cluster)"  # the help section of the Ray flags
@@ -82,7 +122,9 @@ LOAD_FIELDS = ("model", "batch_tokens", "device", "dtype", "fuse", "model_option
 class RunConfig:
     """Everything `harness run` takes: one field per flag, its help in the field's metadata."""
 
-    model: str = _flag(DEFAULT_MODEL, "registry name, model folder, .gguf file or hub id, or <backend>:<spec>")
+    model: str = _flag(DEFAULT_MODEL, "a registry name ({models}), a model folder, a .gguf file or a hub id "
+                       "(org/name); or <backend>:<spec> to choose the backend, one of {backends} (a name without one "
+                       "loads with {default_backend}), as in reference:gpt2")
     tasks: tuple[str, ...] = _flag(DEFAULT_TASKS, "comma-separated task or suite names, or .toml paths",
                                    parse=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()))
     settings: tuple[Setting, ...] = _flag(
@@ -92,8 +134,15 @@ class RunConfig:
                                    parse=lambda text: parse_ints("--shots", text))
     seeds: int = _flag(1, "demonstration draws per 1S/FS setting")
     limit: int | None = _flag(20, "first N examples per task; 0 = all", parse=lambda n: n or None)
-    data_dir: Path | None = _flag(None, "local data folder (default: $HARNESS_DATA_DIR, else shared/data beside the "
-                                  "checkout)", type=Path)
+    # None: the default data dir alone; a Path: it, then the default one; a tuple: exactly these (parse_data_dirs)
+    data_dir: Path | tuple[str, ...] | None = _flag(
+        None, "a folder of local data, repeatable. A task's relative data.local is looked up in <the task file's "
+        "folder>/data/, then in each {flag:data_dir} in the order given, then in the default data dir "
+        "($HARNESS_DATA_DIR, else shared/data beside the checkout); the first folder holding it serves every split. "
+        "An absolute data.local is read where it is", append=True, metavar="DIR",
+        parse=lambda values: parse_data_dirs(values),
+        switch=Switch("--no-default-data-dir", "search only the tasks' own data/ folders and the {flag:data_dir} "
+                      "folders, never the default data dir"))
     output_dir: Path = _flag(Path("results"), "where run folders go")
     run_name: str | None = _flag(None, "run folder name, a plain name (default: <UTC time>-<model>, with -2, -3, ... "
                                  "when taken)", type=str)
@@ -113,7 +162,7 @@ class RunConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # the FT setting's training: --ft-<field>
     executor: ExecutorKind = _flag(ExecutorKind.LOCAL, "who runs the requests: this process, or a Ray cluster with "
                                    "the same numbers (default: local)", group=CLUSTER)
-    workers: int | None = _flag(None, "Ray workers, each loading the model once; one GPU each with --device cuda "
+    workers: int | None = _flag(None, "Ray workers, each loading the model once; one GPU each with {flag:device} cuda "
                                 f"(default: {DEFAULT_WORKERS})", type=int, group=CLUSTER)
     ray_address: str | None = _flag(None, "join a running cluster: auto or HOST:PORT (default: start a local "
                                     "one-machine cluster)", type=str, group=CLUSTER)
@@ -243,7 +292,7 @@ class PretrainConfig:
     out: Path = field(metadata={"help": "folder for tokens, checkpoint, loss curve, model/; resumes its checkpoint"})
     n_layer: int = _f(4, "transformer blocks")
     n_embd: int = _f(256, "model width")
-    n_head: int = _f(4, "attention heads (must divide --n-embd)")
+    n_head: int = _f(4, "attention heads (must divide {flag:n_embd})")
     context: int = _f(256, "tokens per training window; the model's n_positions")
     batch_size: int = _f(4, "windows per optimizer step")
     steps: int = _f(250, "optimizer steps in all")
@@ -251,7 +300,7 @@ class PretrainConfig:
     lr: float = _f(1e-3, "peak learning rate, reached after the warmup")
     min_lr: float = _f(1e-4, "learning rate at the end of the cosine decay")
     warmup_steps: int = _f(25, "steps of linear warmup")
-    lr_decay_steps: int = _f(0, "step at which the cosine reaches --min-lr; 0 = --steps")
+    lr_decay_steps: int = _f(0, "step at which the cosine reaches {flag:min_lr}; 0 = {flag:steps}")
     weight_decay: float = _f(0.1, "AdamW decay of the linear layers' weights")
     grad_clip: float = _f(1.0, "largest global gradient norm; 0 = no clipping")
     eval_interval: int = _f(50, "steps between validation losses")

@@ -38,13 +38,20 @@ def first_line(error: BaseException) -> str:
 
 def say(message: str) -> None:
     """A progress line on stderr, as every stage reports it: `[harness] message`."""
-    import sys
-
-    print(f"[harness] {message}", file=sys.stderr, flush=True)
+    _stderr_line(f"[harness] {message}")
 
 
 def warn(message: str) -> None:
     """A fallback the run took, on stderr: `warning: message` (also recorded in run.json and the report)."""
+    _stderr_line(f"warning: {message}")
+
+
+def _stderr_line(line: str) -> None:
+    """One line on stderr, above the progress bar when one is open (never inside it)."""
     import sys
 
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    tqdm = sys.modules.get("tqdm")  # loaded by whatever opened a bar; never imported here just to ask
+    if tqdm is not None and getattr(tqdm.tqdm, "_instances", None):
+        tqdm.tqdm.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)

@@ -33,7 +33,7 @@ from harness.records import Example, Prompt, Rendered, ScoreRow, Setting, Varian
 from harness.samples import Sample
 from harness.score import Unavailable, score_task, skipped_rows
 from harness.tasks.catalog import expand_suites, resolve_task, search_path, shadowing
-from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dir
+from harness.tasks.data import Split, TaskData, load_task_data, resolve_data_dirs
 from harness.tasks.kinds import KINDS, alternatives, render, requests_for, without_demonstrations
 from harness.tasks.prompts import build_prompt, check_pool, fit_prompt
 from harness.tasks.spec import TaskSpec
@@ -73,7 +73,7 @@ def prepare_all(config: RunConfig) -> tuple[list[PreparedTask], dict[str, str]]:
     """The tasks that can run, and task name -> why for the others (kept only with --skip-invalid).
 
     Every task is tried, so one error lists every task that cannot run (one line each), not just the first."""
-    data_dir, dirs = resolve_data_dir(config.data_dir), search_path(config.tasks_dirs)
+    data_dir, dirs = resolve_data_dirs(config.data_dir), search_path(config.tasks_dirs)
     names = expand_suites(config.tasks, dirs, data_dir)
     for line in shadowing(dirs, {*config.tasks, *names}):
         say(line)

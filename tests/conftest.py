@@ -93,6 +93,11 @@ CLOZE_ROWS = [{"text": f"The cat number {i} sat on the mat and looked at the dog
 @pytest.fixture()
 def task_env(tmp_path) -> dict[str, Path]:
     """A data dir and a tasks dir with one task of each kind used end to end."""
+    return make_task_env(tmp_path)
+
+
+def make_task_env(tmp_path: Path) -> dict[str, Path]:
+    """task_env's folders under `tmp_path`, for a fixture of a wider scope."""
     data = tmp_path / "data"
     write_jsonl(data / "toy_mc" / "validation.jsonl", MC_ROWS)
     write_jsonl(data / "toy_mc" / "train.jsonl", [r | {"goal": "Train " + r["goal"]} for r in MC_ROWS])

@@ -146,19 +146,19 @@ def test_a_failed_run_folder_write_leaves_nothing_and_the_rerun_is_served_from_t
         task_env, tiny_gpt2_dir, capsys, monkeypatch, counted, code, words):
     from harness.reporting import results as written
 
-    real = written.write_report
+    real = written.write_pages
 
     def full(folder, *args, **kwargs):
         raise OSError(code, os.strerror(code), str(folder / "report.html"))
 
-    monkeypatch.setattr(written, "write_report", full)
+    monkeypatch.setattr(written, "write_pages", full)
     line = one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, f"could not write the run folder ({words}")
     assert line.startswith(f"error: --output-dir {task_env['root'] / 'results'}: ")
     assert "the results are in the result cache: fix that and rerun the same command" in line
     results = task_env["root"] / "results"
     assert not (results / "r").exists() and leftovers(results) == []  # no .tmp-r-*, no lock file
 
-    monkeypatch.setattr(written, "write_report", real)  # space freed
+    monkeypatch.setattr(written, "write_pages", real)  # space freed
     counted.clear()
     assert main(argv(task_env, tiny_gpt2_dir)) == 0
     assert counted == [] and (results / "r" / "scores.csv").is_file()
@@ -170,7 +170,7 @@ def test_a_folder_made_at_the_run_name_during_the_run_is_one_line(task_env, tiny
         target.mkdir()
         (target / "theirs.txt").write_text("another program's file")
 
-    monkeypatch.setattr("harness.reporting.results.write_report", meanwhile)
+    monkeypatch.setattr("harness.reporting.results.write_pages", meanwhile)
     one_line_error(main(argv(task_env, tiny_gpt2_dir)), capsys, "appeared during the run (made by another program)")
     assert [p.name for p in (task_env["root"] / "results" / "r").iterdir()] == ["theirs.txt"]
 
@@ -198,7 +198,7 @@ def writing(folder, *args, **kwargs):  # the temporary run folder holds scores.c
 if sys.argv[1] == "scoring":
     hf.HFModel.loglikelihood = scoring
 else:
-    results.write_report = writing
+    results.write_pages = writing
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError, first_line
+from harness.errors import HarnessError, first_line, say
 from harness.files import CACHE_ENV, atomic_folder, user_cache
 from harness.models.pretrained import from_pretrained
 
@@ -99,6 +99,7 @@ def convert_gguf(gguf: Path, folder: Path, name: str) -> None:
     """Dequantize a GGUF file into a plain fp32 safetensors folder, written atomically."""
     from transformers import AutoModelForCausalLM
 
+    say(f"converting {name} from {gguf.name} into {folder} (once: later runs load the converted copy)")
     model, tokenizer = load_gguf(gguf, name)
     config = model.config
     if hasattr(config, "quantization_config"):

@@ -24,6 +24,7 @@ def from_pretrained(source: str, name: str, gguf_file: str | None = None, read_c
     from harness import hub
 
     logging.set_verbosity_error()
+    logging.disable_progress_bar()  # transformers' per-file bars for a seconds-long load; harness shows its own
     kwargs: dict = {"gguf_file": gguf_file} if gguf_file else {}
     if not Path(source).exists() and not hub.reachable():
         kwargs["local_files_only"] = True  # the local HF cache only: no minutes of retries

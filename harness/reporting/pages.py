@@ -23,15 +23,31 @@ from harness.reporting.plots import summary_figure, sweep_figures
 from harness.reporting.significance import ALPHA, ITERS
 from harness.reporting.trends import kshot_figures, scale_figures
 
-CELL_LEGEND = (
-    "Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded bootstrap "
-    "for perplexities), averaged over demonstration seeds; σ_seed: standard deviation across demonstration "
-    "seeds (a second, separate source of uncertainty); Δ: difference against ZS of the same model; "
-    f"*: significant at {ALPHA} in a paired test on the same examples (McNemar's exact test for 0/1 accuracies "
-    f"with one seed, else a paired bootstrap with {ITERS} resamples; with several seeds each example is first "
-    "averaged over its seeds). FS(k): the largest k run; [k_used x]: mean demonstrations actually used after "
-    "dropping whole ones to fit the context. n/a (reason): a cell that could not be measured."
-)
+SHOWN_FINDINGS = 5  # significant differences a finished run prints; report.md has them all
+
+
+def cell_legend(cells: pd.DataFrame) -> str:
+    """What the scores table's cells hold, naming only the marks this table can show (no Δ or σ_seed for a run
+    with one setting and one seed)."""
+    seeds = bool((cells["seeds"] > 1).any())
+    settings = set(cells["setting"])
+    parts = ["Cells: value ± standard error across examples (sample std / sqrt(n) for accuracies, a seeded "
+             "bootstrap for perplexities)" + (", averaged over demonstration seeds; σ_seed: standard deviation "
+                                                 "across demonstration seeds (a second, separate source of "
+                                                 "uncertainty)" if seeds else "")]
+    if settings - {"ZS"} and "ZS" in settings:
+        parts.append(f"Δ: difference against ZS of the same model; *: significant at {ALPHA} in a paired test on "
+                     "the same examples (McNemar's exact test for 0/1 accuracies with one seed, else a paired "
+                     f"bootstrap with {ITERS} resamples" + ("; with several seeds each example is first averaged "
+                                                            "over its seeds)" if seeds else ")"))
+    if "FS" in settings:
+        parts.append("FS(k): the largest k run")
+    shots = cells[cells["setting"].isin(["1S", "FS"])]
+    if (shots["k_used"] < shots["k"] - 1e-9).any():
+        parts.append("[k_used x]: mean demonstrations actually used after dropping whole ones to fit the context")
+    if cells["value"].isna().any():
+        parts.append("n/a (reason): a cell that could not be measured")
+    return "; ".join(parts) + "."
 
 
 def summary_lines(report: Report) -> list[str]:
@@ -63,7 +79,7 @@ def render_markdown(report: Report, figures=(), root: Path | None = None) -> str
         lines += ["Models: " + "; ".join(f"{k} = {m}" for k, m in report.legend.items()), ""]
     if report.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
-    lines += [markdown(report.main), "", CELL_LEGEND, ""]
+    lines += [markdown(report.main), "", cell_legend(report.cells), ""]
     lines += ["## Is the difference real?", ""] + summary_lines(report) + [""]
     if report.significance is not None:
         lines += [markdown(report.significance), ""]
@@ -171,7 +187,8 @@ def render_html(report: Report, figures: list[Path] = ()) -> str:
                      + "</p>")
     if report.warnings:
         parts += ["<h2>Warnings</h2>", f"<ul>{_paragraphs(report.warnings)}</ul>"]
-    parts += ["<h2>Scores</h2>", html_table(report.main, "scores main"), f'<p class="legend">{esc(CELL_LEGEND)}</p>',
+    parts += ["<h2>Scores</h2>", html_table(report.main, "scores main"),
+              f'<p class="legend">{esc(cell_legend(report.cells))}</p>',
               "<h2>Is the difference real?</h2>", f"<p>{esc(summary[0])}</p>",
               f"<ul>{_paragraphs(line.removeprefix('- ') for line in summary[1:])}</ul>"]
     if report.significance is not None:
@@ -204,7 +221,11 @@ def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None
                  published_dir=None, warnings=()) -> list[Path]:
     """report.md, report.tex, report.html and plots/*.png in `folder`; returns the written paths.
     `models`: model -> run.json "model" record; `published_dir`: where gpt3_table_h1.csv is (build_report)."""
-    report = build_report(frame, samples, title, finetune, models, published_dir, warnings)
+    return write_pages(folder, build_report(frame, samples, title, finetune, models, published_dir, warnings))
+
+
+def write_pages(folder: Path, report: Report) -> list[Path]:
+    """A built report's report.md, report.tex, report.html and plots/*.png in `folder`; the written paths."""
     folder.mkdir(parents=True, exist_ok=True)
     figures = [p for p in [summary_figure(report.cells, report.paired, folder / "plots" / "summary.png")] if p]
     figures += sweep_figures(report.cells, folder / "plots")
@@ -215,3 +236,21 @@ def write_report(folder: Path, frame: pd.DataFrame, samples: pd.DataFrame | None
     for name, text in written.items():
         (folder / name).write_text(text, encoding="utf-8")
     return [folder / name for name in written] + figures
+
+
+def terminal_summary(report: Report) -> str:
+    """What a finished run prints: the scores table, its legend and the paired tests' answer in a few lines; the
+    whole report (paired-test table, figures, published numbers, notes) stays in report.md / report.html."""
+    lines = []
+    if report.legend:
+        lines += ["Models: " + "; ".join(f"{k} = {m}" for k, m in report.legend.items()), ""]
+    lines += [f"warning: {w}" for w in report.warnings]
+    lines += [markdown(report.main), "", cell_legend(report.cells)]
+    found, bullets = [], 0
+    for line in summary_lines(report):
+        bullets += line.startswith("- ")
+        if line and not (line.startswith("- ") and bullets > SHOWN_FINDINGS):
+            found.append(line)
+    if bullets > SHOWN_FINDINGS:
+        found.append(f"- ... and {bullets - SHOWN_FINDINGS} more in report.md")
+    return "\n".join(lines + [""] + found)

@@ -24,8 +24,8 @@ from harness.pipeline import RunOutput
 from harness.provenance import package_versions
 from harness.records import SCORE_COLUMNS
 from harness.reporting.lmeval_io import write_lmeval
-from harness.reporting.build import with_memory
-from harness.reporting.pages import write_report
+from harness.reporting.build import Report, build_report, with_memory
+from harness.reporting.pages import write_pages
 from harness.reporting.runs import samples_frame
 
 
@@ -61,15 +61,16 @@ def run_folder(config: RunConfig) -> Path:
     raise HarnessError(f"--run-name: {output / base} and 998 more names after it are taken; give --run-name")
 
 
-def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFrame:
+def write_run(output: RunOutput, config: RunConfig, folder: Path) -> Report:
     """Write every file of the run into `folder`, atomically; a failed write (disk full, file size limit, a folder
-    made at `folder` meanwhile) is one line, leaves nothing behind, and gives up the folder's reservation."""
+    made at `folder` meanwhile) is one line, leaves nothing behind, and gives up the folder's reservation.
+    Returns the report written (its terminal summary is what `harness run` prints)."""
     frame = scores_frame(output, folder.name)
     kept = ("the results are in the result cache: fix that and rerun the same command" if config.cache
             else "with --no-cache the results are lost: fix that and rerun")
     try:
         with atomic_folder(folder) as tmp:
-            _write_files(tmp, frame, output, config, folder.name)
+            report = _write_files(tmp, frame, output, config, folder.name)
     except OSError as e:
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and e.filename2 and Path(e.filename2) == folder:
             raise HarnessError(f"--run-name: {folder} appeared during the run (made by another program); the results "
@@ -78,10 +79,10 @@ def write_run(output: RunOutput, config: RunConfig, folder: Path) -> pd.DataFram
                            f"{f': {e.filename}' if e.filename else ''}); nothing was left there; {kept}") from None
     finally:
         release(folder)
-    return frame
+    return report
 
 
-def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunConfig, run: str) -> None:
+def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunConfig, run: str) -> Report:
     frame.to_csv(tmp / "scores.csv", index=False)
     with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
         for sample in output.samples:
@@ -91,10 +92,12 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     name = output.model.get("name", run)
     samples = samples_frame(output.samples, name)
     # report.md, .tex, .html, plots/
-    write_report(tmp, frame, samples, title=f"Run {run}", finetune={name: output.finetune},
-                 models={name: with_memory(output.model, document)}, warnings=output.warnings)
+    report = build_report(frame, samples, title=f"Run {run}", finetune={name: output.finetune},
+                          models={name: with_memory(output.model, document)}, warnings=output.warnings)
+    write_pages(tmp, report)
     if "lm-eval" in config.formats:
         write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
+    return report
 
 
 def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:

@@ -20,9 +20,9 @@ from pathlib import Path
 from harness.errors import HarnessError, unknown
 from harness.files import CHECKOUT_ROOT, PACKAGE_ROOT, in_checkout
 from harness.tasks import bigbench, bigbench_generative, lmeval_import
+from harness.tasks.data import AnyDataDir, bigbench_root
 from harness.tasks.spec import TaskSpec
 from harness.tasks.taskfile import Where, load_task
-
 
 
 def builtin_tasks_dir() -> Path:
@@ -88,15 +88,16 @@ def task_files(tasks_dir: Path = TASKS_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted(tasks_dir.glob("*.toml"))}
 
 
-def resolve_task(name: str, dirs: Sequence[TaskDir] | None = None, data_dir: Path | None = None) -> TaskSpec:
+def resolve_task(name: str, dirs: Sequence[TaskDir] | None = None, data_dir: AnyDataDir = None) -> TaskSpec:
     """A task by name (<tasks dir>/<name>.toml, first in `dirs`, default search_path()), by path to a .toml file,
-    a BIG-bench task (bigbench_<name>), or an lm-evaluation-harness YAML converted on the fly (lmeval:PATH.yaml)."""
+    a BIG-bench task (bigbench_<name>, from the data dir `bigbench_root` picks), or an lm-evaluation-harness YAML
+    converted on the fly (lmeval:PATH.yaml)."""
     if name.startswith(lmeval_import.PREFIX):
         return lmeval_import.load(name[len(lmeval_import.PREFIX):])
     if name.endswith(".toml") or "/" in name:
         return load_task(name)
     if name.startswith(bigbench.PREFIX):
-        return bigbench_generative.resolve_bigbench(name, data_dir)
+        return bigbench_generative.resolve_bigbench(name, bigbench_root(data_dir))
     dirs = search_path() if dirs is None else dirs
     files = catalog(dirs)
     if name not in files:
@@ -130,15 +131,16 @@ def suite_files(suites_dir: Path = SUITES_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted(suites_dir.glob("*.toml"))}
 
 
-def expand_suites(names, dirs: Sequence[TaskDir] | None = None, data_dir: Path | None = None) -> list[str]:
+def expand_suites(names, dirs: Sequence[TaskDir] | None = None, data_dir: AnyDataDir = None) -> list[str]:
     """Task names with every suite name replaced by its tasks, in order, without duplicates.
-    `bigbench` stands for every BIG-bench task in the data dir, multiple choice and generative."""
+    `bigbench` stands for every BIG-bench task in the data dir `bigbench_root` picks, multiple choice and
+    generative."""
     dirs = search_path() if dirs is None else dirs
     suites, tasks = catalog(dirs, suites=True), catalog(dirs)
     out: list[str] = []
     for name in names:
         if name == bigbench.FOLDER:
-            out += [bigbench.PREFIX + stem for stem in bigbench_generative.all_names(data_dir)]
+            out += [bigbench.PREFIX + stem for stem in bigbench_generative.all_names(bigbench_root(data_dir))]
         elif name in suites:
             if name in tasks:
                 raise HarnessError(f"{name!r} is both a task and a suite; "

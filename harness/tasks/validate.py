@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.errors import say
 from harness.records import Rendered, Setting
 from harness.tasks.catalog import resolve_task
-from harness.tasks.data import Split, load_split, load_task_data, local_file, resolve_data_dir
+from harness.tasks.data import AnyDataDir, Split, load_split, load_task_data, local_file, resolve_data_dirs
 from harness.tasks.kinds import alternatives, describe_gold, gold_pair, render, without_demonstrations
 from harness.tasks.prompts import build_prompt
 from harness.tasks.spec import TaskSpec
@@ -28,9 +28,10 @@ def render_split(task: TaskSpec, split: Split, progress: Callable[[str], None] =
     return out
 
 
-def validate(name: str, data_dir: Path | None, show: Callable[[str], None] = print) -> None:
-    """Check a task and its data as a run would, then show one prompt, its continuations and its gold answer."""
-    data_dir = resolve_data_dir(data_dir)
+def validate(name: str, data_dir: Path | tuple[str, ...] | None, show: Callable[[str], None] = print) -> None:
+    """Check a task and its data as a run would, then show one prompt, its continuations and its gold answer.
+    `data_dir` is RunConfig.data_dir, as --data-dir and --no-default-data-dir make it."""
+    data_dir = resolve_data_dirs(data_dir)
     task = resolve_task(name, data_dir=data_dir)
     show(f"{task.path}: task file ok ({task.kind.value}, metrics {', '.join(task.metrics)})")
     data = load_task_data(task, data_dir)
@@ -56,7 +57,7 @@ def validate(name: str, data_dir: Path | None, show: Callable[[str], None] = pri
     show(f"--- gold: {describe_gold(task, r)}")
 
 
-def _splits(task: TaskSpec, data, data_dir: Path | None, show: Callable[[str], None]) -> list[Split]:
+def _splits(task: TaskSpec, data, data_dir: AnyDataDir, show: Callable[[str], None]) -> list[Split]:
     """The eval split, the demonstration pool and the FT train split (when the data dir holds it), each once."""
     splits = [data.eval]
     if data.demos is not data.eval and not without_demonstrations(task.kind):
@@ -64,7 +65,7 @@ def _splits(task: TaskSpec, data, data_dir: Path | None, show: Callable[[str], N
     train = task.data.train_split
     if train and not without_demonstrations(task.kind) and train not in (s.name for s in splits):
         if local_file(task, train, data_dir) is None:
-            show(f"train split {train!r}: not in the data dir, not checked")
+            show(f"train split {train!r}: not in the task's data folder, not checked")
         else:
             splits.append(load_split(task, train, data_dir))
     return splits

@@ -114,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.contamination.runfiles import read_files
     from harness.reporting.build import with_memory
     from harness.reporting.pages import write_report
     from harness.reporting.runs import lineages, merge_runs
@@ -128,7 +129,8 @@ def cmd_report(args: argparse.Namespace) -> int:
               with_memory(r.manifest.get("model", {}), r.manifest) for r in runs}
     warnings = [(f"{r.folder.name}: " if len(runs) > 1 else "") + w
                 for r in runs for w in r.manifest.get("warnings", [])]
-    written = write_report(out, frame, samples, title, finetune, models, args.published_dir, warnings)
+    studies = tuple(c for r in runs if (c := read_files(r.folder, r.manifest)) is not None)  # runs with --overlap
+    written = write_report(out, frame, samples, title, finetune, models, args.published_dir, warnings, studies)
     print((out / "report.md").read_text())
     print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
@@ -242,7 +244,8 @@ def cmd_overlap(args: argparse.Namespace) -> int:
     from harness.contamination.run import config_from_args, run_overlap, stdout_table
 
     print(stdout_table(run_overlap(config_from_args(args))))
-    print(f"wrote {args.out / 'overlap.csv'}, {args.out / 'summary.md'}")
+    print(f"wrote {args.out / 'overlap.csv'}, {args.out / 'study.json'}, {args.out / 'summary.md'}; score a run "
+          f"on its dirty and clean examples with: harness run ... --overlap {args.out}")
     return 0
 
 

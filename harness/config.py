@@ -171,6 +171,9 @@ class RunConfig:
     formats: tuple[str, ...] = _flag((), "also write the run in lm-eval 0.4's layout under <run folder>/lm-eval/ "
                                      "(README: Checking against lm-eval)", flag="--format", append=True,
                                      metavar="lm-eval")
+    # the contamination study (harness/contamination/) a run scores its dirty and clean examples against
+    overlap: Path | None = _flag(None, "an overlap study, the folder `harness overlap` wrote: every metric is also "
+                                 "scored on the study's dirty and clean examples", type=Path, metavar="DIR")
 
     def __post_init__(self):
         if not self.tasks:

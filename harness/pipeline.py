@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import DEFAULT_MODEL, DEFAULT_WORKERS, ExecutorKind, RunConfig
+from harness.contamination.study import load_study
+from harness.contamination.subsets import Contamination, coverage, score_subsets
 from harness.errors import HarnessError, UnknownName, say, warn
 from harness.execution import cached
 from harness.execution.cache import open_checked
@@ -62,6 +64,7 @@ class RunOutput:
     finetune: dict[str, Lineage] = field(default_factory=dict)  # task -> lineage of its FT checkpoint
     warnings: tuple[str, ...] = ()  # every task's fallbacks: stderr, run.json "warnings", the report's Warnings
     skipped: dict[str, str] = field(default_factory=dict)  # task -> why it could not run (--skip-invalid)
+    contamination: Contamination | None = None  # --overlap: the study used, dirty / clean scores (contamination/)
 
 
 def prepare(config: RunConfig) -> list[PreparedTask]:
@@ -170,6 +173,10 @@ def fit(t: PreparedTask, model: LanguageModel) -> PreparedTask:
     if budget is None:
         return t
     tokens = budget(t.spec, model.max_length)
+    if tokens <= 0:  # a generation's max_new_tokens fills the whole window: one line, before any request is scored
+        raise HarnessError(f"{t.spec.path}: prompt.max_new_tokens {t.spec.prompt.max_new_tokens} leaves no room for "
+                           f"a context in the {model.max_length} positions of {model.name}; lower it in the task "
+                           "file or use a model with a longer context")
     fitted = []
     for p, r in t.prompts:
         longest = max((extra + cont for extra, cont in alternatives(t.spec, r)), key=len, default="")
@@ -187,7 +194,11 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     started, git = time.time(), git_state()
     # the model as one value, its name read once: a bad name or --model-option fails before any data is read
     options = load_options(config) if model is None else None
+    study = load_study(config.overlap) if config.overlap is not None else None  # read and checked before the data
     tasks, skipped = prepare_all(config)
+    covered = coverage(study, {t.spec.name: [ex.id for ex in t.examples] for t in tasks}) if study else None
+    for message in covered.warnings if covered else ():
+        warn(message)
     check_model(options.model if options else model, tasks)
     cache = result_cache(config)
     executor = executor or executor_for(config, options)
@@ -209,8 +220,12 @@ def run(config: RunConfig, model: LanguageModel | None = None, executor: Executo
     rows = [r for s in scored for r in s.rows]
     rows += [r for name, reason in skipped.items() for r in skipped_rows(described["name"], name, reason,
                                                                            config.prompt_plans())]
-    return RunOutput(tuple(rows), tuple(x for s in scored for x in s.samples), tuple(tasks), described,
-                     time.time() - started, git, lineages, tuple(w for t in tasks for w in t.warnings), skipped)
+    samples = tuple(x for s in scored for x in s.samples)
+    found = score_subsets(covered, {t.spec.name: t.spec.metrics for t in tasks}, samples, described["name"]) \
+        if covered else None
+    warnings = tuple(w for t in tasks for w in t.warnings) + (covered.warnings if covered else ())
+    return RunOutput(tuple(rows), samples, tuple(tasks), described, time.time() - started, git, lineages, warnings,
+                     skipped, found)
 
 
 def model_for(options: LoadOptions, config: RunConfig, tasks: list[PreparedTask]) -> LanguageModel:

@@ -229,3 +229,16 @@ def test_reference_backend_gives_the_same_task_results(task_env, tiny_gpt2_dir):
     assert ref["value"].to_numpy() == pytest.approx(hf["value"].to_numpy(), rel=1e-5, nan_ok=True)
     manifest = json.loads((task_env["root"] / "results" / "ref" / "run.json").read_text())
     assert manifest["model"]["backend"] == "reference" and manifest["model"]["model_type"] == "reference-gpt2"
+
+
+def test_a_generation_longer_than_the_window_fails_before_any_request_is_scored(task_env, tiny_gpt2_dir, capsys):
+    """The tiny GPT-2 has 128 positions: max_new_tokens 128 leaves no room for a context, found when prompts are
+    fitted (the model's length known), before the other tasks' requests run."""
+    gen = task_env["tasks"] / "toy_gen.toml"
+    gen.write_text(gen.read_text().replace("max_new_tokens = 8", "max_new_tokens = 128"))
+    code = run_cli(task_env, tiny_gpt2_dir, "--settings", "zs", "--limit", "2", tasks=("toy_mc", "toy_gen"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.endswith("\n") and "Traceback" not in err
+    assert err.splitlines()[-1].startswith(f"error: {gen}: prompt.max_new_tokens 128 leaves no room for a context "
+                                           "in the 128 positions of")
+    assert "loglikelihood (" not in err and not (task_env["root"] / "results" / "r").exists()  # nothing scored

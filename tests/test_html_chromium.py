@@ -102,3 +102,34 @@ def test_bands_and_changed_examples_render_without_scripts(generative_page):
     assert dom.count('<details class="comparison">') == 2 and dom.count('<details class="example">') == 22  # 20 + 2
     assert "<details open" not in dom and "<script" not in dom  # collapsed, opened by the reader, no scripts
     assert "scale_triviaqa" in dom and console_messages(done.stderr) == []
+
+
+@pytest.fixture(scope="module")
+def analysis_page(tmp_path_factory) -> Path:
+    """Three demonstration seeds, every scoring rule's inputs, answer log-probabilities (tests/analysis_data.py)."""
+    from tests.analysis_data import analysis_inputs
+
+    folder = tmp_path_factory.mktemp("html_analysis")
+    frame, samples, _ = analysis_inputs()
+    write_report(folder, frame, samples, "Analysis report", published_dir=folder)
+    for png in (folder / "plots").iterdir():
+        png.unlink()
+    return folder / "report.html"
+
+
+def test_analysis_sections_render_with_their_figures(analysis_page):
+    done = chromium("--dump-dom", analysis_page.as_uri(), cwd=analysis_page.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    headings = re.findall(r"<h2>([^<]*)</h2>", dom)
+    start = headings.index("Is the difference real?")
+    assert headings[start + 1: start + 4] == ["Where the uncertainty comes from", "Scoring rules", "Calibration"]
+    assert dom.count("How to read it:") == 3 and "<h3>Multiple choice</h3>" in dom and "<h3>Generation</h3>" in dom
+    # before the figures: scores, paired tests, uncertainty, rules, the three cells' flips, reliability, selective
+    assert dom.split("<h2>Figures")[0].count("<table") == 9 and dom.count('<details class="flips">') == 3
+    assert "validation-" in dom.split("Scoring rules")[1].split("<h2>Calibration")[0]  # the flipped examples' ids
+    images = re.findall(r'<img [^>]*alt="([^"]*)" src="data:image/png;base64,', dom)
+    assert images == ["summary", "sweep_lambada_openai", "sweep_nq_open", "sweep_piqa", "reliability_piqa",
+                      "selective_nq_open"]
+    assert "not detectable (MDD" in dom and "<td>worse</td>" not in dom and 'class="sig">worse</td>' in dom
+    assert console_messages(done.stderr) == []

@@ -40,16 +40,19 @@ def test_table_h1_layout_with_ft_na_and_seeds():
     assert wiki[4] == "n/a (no demonstrations for perplexity tasks)" and wiki[6] == "n/a (no train split)"
     assert "29.41 (GPT-2 117M, gpt2-table3)" in wiki[7]
     # the paired test reads the per-example samples (FT right on all 40, ZS on 20): one finding per model
-    assert [f.split(" (95% CI")[0] for f in report.findings] == ["gpt2, piqa acc: FT − ZS = +0.500",
-                                                                  "tiny, piqa acc: FT − ZS = +0.500"]
-    assert all("p = 1.91e-06, mcnemar, n = 40" in f for f in report.findings)  # 2 / 2**20
+    assert [f.split("; 95% CI")[0] for f in report.findings] == ["gpt2, piqa: FT − ZS = +0.500 acc (better",
+                                                                  "tiny, piqa: FT − ZS = +0.500 acc (better"]
+    # 2 / 2**20, and Holm's x 4 across the report's four tests against ZS (two 1S, two FT)
+    assert all("p = 1.91e-06, Holm p = 7.63e-06, mcnemar, n = 40" in f for f in report.findings)
 
 
 def test_renderings_carry_the_same_numbers(tmp_path):
     report = build_report(synthetic_frame(), synthetic_samples(), "Synthetic_report & co")
     md = render_markdown(report)
     assert "| task | metric | n | A: ZS | A: 1S | A: FS(4) | A: FT | A: published | B: ZS |" in md
-    assert "n/a (no train split)" in md and "## Shot sweep" in md and "Significant at 0.05" in md
+    assert "n/a (no train split)" in md and "## Shot sweep" in md
+    assert ("4 paired comparisons against ZS, with Holm's correction across all 4 (the chance of any false finding "
+            "among them stays below 0.05): 2 significant after it:") in md
     tex = render_latex(report)
     assert r"\toprule" in tex and r"\cmidrule(lr){4-8}" in tex and r"\multicolumn{5}{c}{A}" in tex
     assert r"0.700 $\pm$ 0.050 $\Delta$ +0.200*" in tex and r"\textbf{" in tex  # significant cell in bold

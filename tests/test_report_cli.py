@@ -38,6 +38,11 @@ def test_sweep_caps_k_by_whole_demonstrations(task_env, tiny_gpt2_dir):
     report = (folder / "report.md").read_text()
     assert "| task | metric | n | ZS | 1S | FS(8) |" in report and "[k_used " in report and "## Shot sweep" in report
     assert (folder / "plots" / "sweep_toy_mc.png").stat().st_size > 1000
+    # two seeds on real samples: the variance split by source, the rule atlas and calibration, each once
+    assert all(report.count(h) == 1 for h in ("## Where the uncertainty comes from", "## Scoring rules",
+                                              "## Calibration"))
+    assert "| FS(8) | 4 × 2 |" in report
+    assert (folder / "plots" / "reliability_toy_mc.png").stat().st_size > 1000
 
 
 def test_report_merges_two_models_and_compare_shows_changes(task_env, tiny_gpt2_dir, capsys):
@@ -53,7 +58,7 @@ def test_report_merges_two_models_and_compare_shows_changes(task_env, tiny_gpt2_
     assert "| toy_docs | word_perplexity |" in md and "| n/a | n/a |" in md  # B did not run toy_docs
     assert "## Is the difference real?" in md and "mcnemar" in md
     # toy_docs: one ZS point, no curve
-    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == {"summary.png", "sweep_toy_mc.png", "reliability_toy_mc.png"}
     assert "\\begin{tabular}" in (out / "report.tex").read_text()
     assert "wrote" in capsys.readouterr().out
 

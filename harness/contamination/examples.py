@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.contamination.normalize import DEFAULT_N
@@ -49,6 +49,7 @@ class TableC1:
     n: dict[str, tuple[int, str]]  # our task -> (N, the paper's name)
     path: Path | None
     missing: str = ""
+    rows: dict[str, dict[str, str]] = field(default_factory=dict)  # our task -> its CSV row (the report's GPT-3 row)
 
 
 def model_text(task: TaskSpec, example: Example) -> str:
@@ -69,6 +70,7 @@ def load_table_c1(flag: str | Path | None = None) -> TableC1:
         if name.task not in ours[paper.lower()]:
             ours[paper.lower()].append(name.task)
     table: dict[str, tuple[int, str]] = {}
+    rows: dict[str, dict[str, str]] = {}
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         if not {"task", "ngram"} <= set(reader.fieldnames or ()):
@@ -80,7 +82,8 @@ def load_table_c1(flag: str | Path | None = None) -> TableC1:
                 raise HarnessError(f"{path}:{line}: ngram {row['ngram']!r} is not a whole number") from None
             for task in ours.get(row["task"].lower(), []):
                 table.setdefault(task, (n, row["task"]))
-    return TableC1(table, path)
+                rows.setdefault(task, dict(row))
+    return TableC1(table, path, rows=rows)
 
 
 def ngram_of(task: str, table: TableC1, override: int | None) -> tuple[int, str]:

@@ -1,9 +1,12 @@
-"""What `harness overlap` writes: overlap.csv (one row per example), summary.md, and a short table for stdout."""
+"""What `harness overlap` writes: overlap.csv (one row per example), study.json (N per task, the corpus files: what a
+run's --overlap records), summary.md, and a short table for stdout. overlap.csv and study.json hold no timing and
+no worker count: the same corpus and tasks give the same bytes however the scan ran."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ from harness.contamination.index import BYTES_PER_GRAM, GPT3_TOKENS, bloom_bits_
 from harness.contamination.scan import ScanResult
 
 COLUMNS = ("task", "example_id", "ngram", "dirty", "gram", "source", "offset")
+STUDY_JSON = "study.json"
 OFFSET_NOTE = ("offset: for a .txt file, the byte offset of the colliding N-gram's first word; for a .jsonl file, "
                "the byte offset where the line (the document) holding it starts")
 
@@ -84,6 +88,14 @@ def csv_text(study: Study) -> str:
     return buffer.getvalue()
 
 
+def study_json(study: Study) -> str:
+    """N per task (and where it came from), each task's split and example count, the corpus files."""
+    tasks = {t.task: {"ngram": t.n, "ngram_from": t.n_source, "split": t.split, "examples": len(t.ids)}
+             for t in study.tasks}
+    corpus = [{"path": str(f.path), "bytes": f.size} for f in study.files]
+    return json.dumps({"tasks": tasks, "corpus": corpus}, indent=2, ensure_ascii=False) + "\n"
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.1f} GB"
 
@@ -147,10 +159,11 @@ def stdout_table(study: Study) -> str:
 
 
 def write(study: Study, out: Path) -> Sequence[Path]:
-    """overlap.csv and summary.md in `out`, each written whole (a temporary file renamed into place)."""
+    """overlap.csv, study.json and summary.md in `out`, each written whole (a temporary file renamed into place)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("overlap.csv", csv_text(study)), ("summary.md", summary_text(study))):
+    for name, text in (("overlap.csv", csv_text(study)), (STUDY_JSON, study_json(study)),
+                       ("summary.md", summary_text(study))):
         fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:

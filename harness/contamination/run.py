@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.config import DEFAULT_WORKERS, ExecutorKind
 from harness.contamination.corpus import check_file, resolve_corpus
 from harness.contamination.examples import load_table_c1, task_texts
 from harness.contamination.index import build_index
@@ -35,8 +36,12 @@ class OverlapConfig:
     tasks_dirs: tuple[str, ...] = ()
     published_dir: Path | None = None  # the folder of gpt3_table_c1.csv (default: as the report finds it)
     settings: ScanSettings = field(default_factory=ScanSettings)
+    executor: ExecutorKind = ExecutorKind.LOCAL  # ray: shards as Ray tasks (ray_scan.py), the same overlap.csv
+    ray_address: str | None = None  # None: a local one-machine cluster
 
     def __post_init__(self):
+        if self.ray_address is not None and self.executor is not ExecutorKind.RAY:
+            raise HarnessError("--ray-address: only with --executor ray")
         if not self.corpus:
             raise HarnessError("--corpus: give at least one file or folder")
         if not self.tasks:
@@ -49,9 +54,11 @@ class OverlapConfig:
 
 def config_from_args(args: argparse.Namespace) -> OverlapConfig:
     """The config of the flags contamination/flags.py defines."""
+    executor = ExecutorKind(args.executor)
+    workers = args.workers if args.workers is not None else DEFAULT_WORKERS if executor is ExecutorKind.RAY else 1
     return OverlapConfig(tuple(args.corpus), tuple(t.strip() for t in args.tasks.split(",") if t.strip()), args.out,
                          args.ngram, args.limit or None, args.data_dir, tuple(args.tasks_dir), args.published_dir,
-                         ScanSettings(workers=args.workers))
+                         ScanSettings(workers=workers), executor, args.ray_address)
 
 
 def run_overlap(config: OverlapConfig) -> Study:
@@ -79,9 +86,15 @@ def _study(config: OverlapConfig, files) -> Study:
     texts = [words(text) for task in tasks for text in task.texts]
     index = build_index(texts, [task.n for task in tasks for _ in task.texts])
     total = sum(f.size for f in files)
+    where = " on Ray" if config.executor is ExecutorKind.RAY else ""
     say(f"overlap: {index.grams:,} N-grams of {len(texts):,} examples ({len(tasks)} tasks) against {len(files)} "
-        f"files ({total / 1e6:,.1f} MB), {config.settings.workers} workers")
+        f"files ({total / 1e6:,.1f} MB), {config.settings.workers} workers{where}")
     started = time.perf_counter()
-    result = scan(index, files, config.settings)
+    if config.executor is ExecutorKind.RAY:
+        from harness.contamination.ray_scan import scan_on_ray
+
+        result = scan_on_ray(index, files, config.settings, config.ray_address)
+    else:
+        result = scan(index, files, config.settings)
     return Study(tuple(tasks), tuple(map(len, texts)), files, result, table, index.grams, index.nbytes,
                  time.perf_counter() - started, checked, config.settings.workers)

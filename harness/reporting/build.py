@@ -1,8 +1,9 @@
 """A report's content from the long table: every table comparing ZS, 1S, FS(k) and FT, the paired tests and the notes.
 
 build_report gathers the tables once (tables, grid), the paired tests (significance), the published
-numbers (published, and the GPT-3 Table H.1 cells of gpt3), the examples behind a difference (changes)
-and the notes, FT lineages among them (lineage); pages only lays a Report out.
+numbers (published, and the GPT-3 Table H.1 cells of gpt3), the examples behind a difference (changes),
+what lies under the cells (diagnostics: variance by source, scoring rules, calibration) and the notes, FT
+lineages among them (lineage); pages only lays a Report out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pandas as pd
 from harness.lineage import Lineage
 from harness.reporting import gpt2, gpt3
 from harness.reporting.changes import Comparison, find_changes
+from harness.reporting.contamination import ContaminationSection, contamination_section
+from harness.reporting.diagnostics import Diagnostics, diagnose
 from harness.reporting.grid import Grid
 from harness.reporting.published import Source, published_numbers
 from harness.reporting.runs import normalize_scores
@@ -26,6 +29,8 @@ from harness.reporting.tables import (
     has_sweep,
     main_grid,
     published_grid,
+    reading,
+    signed,
     significance_grid,
     sweep_grid,
 )
@@ -42,7 +47,7 @@ class Report:
     significance: Grid | None
     published: Grid
     sources: tuple  # the published Source records cited by `published`
-    findings: tuple[str, ...]  # one sentence per significant difference
+    findings: tuple[str, ...]  # one sentence per difference significant after Holm's correction
     notes: tuple[str, ...]
     bands: Grid | None = None  # ours beside GPT-3 Small and Medium (Table H.1), None without such cells
     table_h1: tuple = ()  # every Table H.1 cell on this report's tasks (all sizes): the scale figures
@@ -54,6 +59,8 @@ class Report:
     between_grid: Grid | None = None
     unpaired: str = ""  # why there are no paired tests at all, "" when there are some
     table3: Grid | None = None  # the GPT-2 paper's Table 3 layout (gpt2.py), None without a Table 3 task
+    diagnostics: Diagnostics | None = None  # variance by source, scoring rules, calibration; None without samples
+    contamination: ContaminationSection | None = None  # runs made with --overlap: dirty / clean (contamination.py)
 
 
 def model_params(models: dict[str, dict] | None) -> dict[str, float]:
@@ -64,8 +71,9 @@ def model_params(models: dict[str, dict] | None) -> dict[str, float]:
 
 def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title: str = "Report",
                  finetune: dict[str, dict[str, Lineage]] | None = None, models: dict[str, dict] | None = None,
-                 published_dir=None, warnings=()) -> Report:
+                 published_dir=None, warnings=(), contamination=()) -> Report:
     """`finetune`: model -> task -> lineage of its FT checkpoint (run.json's "finetune"), noted under the tables;
+    `contamination`: the Contamination record of each run made with --overlap (contamination/subsets.py);
     `models`: model -> run.json's "model" record (its "parameters" place it on the scale figures);
     `published_dir`: the folder of gpt3_table_h1.csv (default: gpt3.resolve_published_dir)."""
     frame = normalize_scores(frame)
@@ -90,7 +98,8 @@ def build_report(frame: pd.DataFrame, samples: pd.DataFrame | None = None, title
                   gpt3.SOURCE if bands is not None or h1 else None, find_changes(samples, higher), model_params(models),
                   tuple(warnings), between, between_grid(between) if not between.empty else None,
                   why_unpaired(samples, paired, between),
-                  gpt2.table3_grid(cells, table3))
+                  gpt2.table3_grid(cells, table3), diagnose(samples),
+                  contamination=contamination_section(contamination, samples, published_dir))
 
 
 def why_unpaired(samples: pd.DataFrame | None, paired: pd.DataFrame, between: pd.DataFrame) -> str:
@@ -109,32 +118,40 @@ def why_unpaired(samples: pd.DataFrame | None, paired: pd.DataFrame, between: pd
 
 
 def between_grid(between: pd.DataFrame) -> Grid:
-    """Each model against the first on the same examples (paired by prompt text)."""
+    """Each model against the first on the same examples (paired by prompt text); * and the reading after Holm's
+    correction across these comparisons."""
     rows = tuple((r["task"], r["metric"], column_label(r["setting"], int(r["k"])), f"{r['model_b']} − {r['model_a']}",
                   str(r["n"]), "" if pd.isna(r["delta"]) else f"{r['delta']:+.4g}",
                   "" if pd.isna(r["ci_low"]) else f"[{r['ci_low']:+.3g}, {r['ci_high']:+.3g}]",
-                  "" if pd.isna(r["p_value"]) else f"{r['p_value']:.3g}" + ("*" if r["significant"] else ""), r["test"])
+                  "" if pd.isna(r["p_value"]) else f"{r['p_value']:.3g}",
+                  "" if pd.isna(r["p_holm"]) else f"{r['p_holm']:.3g}" + ("*" if r["significant_holm"] else ""),
+                  r["test"], "" if pd.isna(r["mdd"]) else f"{r['mdd']:.3g}", "" if pd.isna(r["delta"]) else reading(r))
                  for r in between.to_dict("records"))
-    return Grid(("task", "metric", "setting", "models", "paired n", "Δ", "95% CI", "p", "test"), rows)
+    return Grid(("task", "metric", "setting", "models", "paired n", "Δ", "95% CI", "p", "p (Holm)", "test", "MDD",
+                 "reading"), rows)
+
+
+def _finding(head: str, r: dict) -> str:
+    """'<head> = +36.6 perplexity (worse; 95% CI [...], p = ..., Holm p = ..., test, n = ...)'."""
+    d = r["delta"]
+    return (f"{head} = {signed(d)} {r['metric']} ({r['direction']}; 95% CI [{signed(r['ci_low'], d)}, "
+            f"{signed(r['ci_high'], d)}], p = {r['p_value']:.3g}, Holm p = {r['p_holm']:.3g}, {r['test']}, "
+            f"n = {r['n']})")
 
 
 def between_findings(between: pd.DataFrame | None) -> tuple[str, ...]:
+    """One sentence per difference between models that is significant after Holm's correction."""
     if between is None or between.empty:
         return ()
-    return tuple(f"{r['task']} {r['metric']} {column_label(r['setting'], int(r['k']))}: "
-                 f"{r['model_b']} − {r['model_a']} = "
-                 f"{r['delta']:+.3f} (95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p = {r['p_value']:.3g}, "
-                 f"{r['test']}, n = {r['n']})" for r in between[between["significant"]].to_dict("records"))
+    return tuple(_finding(f"{r['task']} {column_label(r['setting'], int(r['k']))}: {r['model_b']} − {r['model_a']}", r)
+                 for r in between[between["significant_holm"]].to_dict("records"))
 
 
 def _findings(paired: pd.DataFrame) -> tuple[str, ...]:
-    sig = paired[paired["significant"]] if not paired.empty else paired
-    return tuple(
-        f"{r['model']}, {r['task']} {r['metric']}: {column_label(r['setting'], r['k'])} − ZS = "
-        f"{r['delta']:+.3f} (95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p = {r['p_value']:.3g}, {r['test']}, "
-        f"n = {r['n']})"
-        for r in sig.to_dict("records")
-    )
+    """One sentence per difference against ZS that is significant after Holm's correction."""
+    sig = paired[paired["significant_holm"]] if not paired.empty else paired
+    return tuple(_finding(f"{r['model']}, {r['task']}: {column_label(r['setting'], r['k'])} − ZS", r)
+                 for r in sig.to_dict("records"))
 
 
 def _notes(cells: pd.DataFrame, samples: pd.DataFrame | None) -> tuple[str, ...]:

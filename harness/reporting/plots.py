@@ -1,9 +1,11 @@
-"""Report figures (matplotlib, Agg, PNG): score against k per task, and a summary across tasks.
+"""Report figures (matplotlib, Agg, PNG): score against k per task, a summary across tasks, and per task the
+reliability diagram of its multiple-choice cells and the selective-accuracy curves of its generation cells.
 
 Per task, one panel per metric: one line per model through ZS (k = 0), 1S (k = 1) and FS(k); a light band
 is ± the across-example standard error, a darker one ± the across-seed spread; FT is a dashed horizontal
 line in the model's colour. Points where demonstrations were dropped to fit the context are labelled with
-the mean k actually used (small numbers).
+the mean k actually used (small numbers). The summary says which way is better (its metrics are higher-is-better)
+and counts the tasks better / worse after Holm's correction.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def _panel(ax, cells: pd.DataFrame, points: pd.DataFrame, task: str, metric: str
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xticks(ticks, [str(int(t)) for t in ticks])
     ax.set_xlabel("k (demonstrations; 0 = ZS)")
-    ax.set_title(f"{task}: {metric}", fontsize=10)
+    lower = not bool(cells.loc[cells["metric"] == metric, "higher_is_better"].astype(bool).all())
+    ax.set_title(f"{task}: {metric}" + (" (lower is better)" if lower else ""), fontsize=10)
     ax.grid(alpha=0.3)
 
 
@@ -90,7 +93,8 @@ def sweep_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
 
 
 def summary_deltas(cells: pd.DataFrame, paired: pd.DataFrame | None) -> pd.DataFrame:
-    """Per model and setting column: differences against ZS of each task's first higher-is-better metric."""
+    """Per model and setting column: differences against ZS of each task's first higher-is-better metric;
+    `significant` after Holm's correction."""
     primary = cells[cells["higher_is_better"].astype(bool)].groupby("task", sort=False)["metric"].first()
     rows = []
     for model in dict.fromkeys(cells["model"]):
@@ -106,11 +110,19 @@ def summary_deltas(cells: pd.DataFrame, paired: pd.DataFrame | None) -> pd.DataF
                 if paired is not None and not paired.empty:
                     hit = paired[(paired["model"] == model) & (paired["task"] == task) & (paired["metric"] == metric)
                                  & (paired["setting"] == setting) & (paired["k"] == int(cell["k"].iloc[0]))]
-                    sig = bool(hit["significant"].any())
+                    sig = bool(hit["significant_holm"].any())
                 label = column_label(setting, k)
                 rows.append({"model": model, "column": label, "task": task, "delta": cell["value"].iloc[0] - zs.iloc[0],
                              "significant": sig})
     return pd.DataFrame(rows, columns=["model", "column", "task", "delta", "significant"])
+
+
+def counts_label(d: pd.DataFrame) -> str:
+    """'2 better, 1 worse of 5': tasks whose difference is significant after Holm's correction, by direction
+    (the summary's metrics are higher-is-better, so a positive difference is better)."""
+    better = int((d["significant"] & (d["delta"] > 0)).sum())
+    worse = int((d["significant"] & (d["delta"] < 0)).sum())
+    return f"{better} better, {worse} worse of {len(d)}"
 
 
 def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path) -> Path | None:
@@ -133,14 +145,86 @@ def summary_figure(cells: pd.DataFrame, paired: pd.DataFrame | None, path: Path)
             ax.bar(x, d["delta"].mean(), width * 0.9, color=color, alpha=0.6, label=model if j == 0 else None)
             ax.scatter([x] * len(d), d["delta"], s=14, color=color, zorder=3,
                        facecolors=[color if s else "white" for s in d["significant"]], edgecolors=[color] * len(d))
-            ax.annotate(f"{int(d['significant'].sum())}/{len(d)} sig.", (x, d["delta"].max()),
+            ax.annotate(counts_label(d), (x, d["delta"].max()),
                         textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(columns)), [f"{c} − ZS" for c in columns])
-    ax.set_ylabel("difference in score (primary metric)")
-    ax.set_title("Against zero-shot, across tasks\nbar: mean; dot: one task (filled: significant)", fontsize=9)
+    ax.set_ylabel("difference in score (primary metric)\nabove 0: better than ZS; below: worse")
+    ax.set_title("Against zero-shot, across tasks\nbar: mean; dot: one task (filled: significant after Holm)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     return save(fig, path)
+
+
+def _by_task(cells) -> dict[str, list]:
+    """Task -> its cells, for the tasks with two or more (settings or models) to set side by side: a single cell's
+    numbers are in the tables, and matplotlib takes seconds to import (a zero-shot run draws no figure)."""
+    out: dict[str, list] = {}
+    for c in cells:
+        out.setdefault(c.cell.task, []).append(c)
+    return {task: here for task, here in out.items() if len(here) >= 2}
+
+
+def _cell_name(c, several: bool) -> str:
+    return f"{c.cell.model} {c.cell.label}" if several else c.cell.label
+
+
+def reliability_figures(cells, folder: Path) -> list[Path]:
+    """Per task with two or more cells, the reliability diagram of its multiple-choice cells
+    (diagnostics.CellReliability): accuracy against mean confidence in each bin that holds answers, one line per
+    model and setting, the diagonal dashed (below it: overconfident); reliability_<task>.png."""
+    tasks = _by_task(cells)
+    if not tasks:
+        return []
+    plt = pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, here in tasks.items():
+        several = len({c.cell.model for c in here}) > 1
+        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1, label="calibrated")
+        for i, c in enumerate(here):
+            r = c.reliability
+            used = [j for j, n in enumerate(r.count) if n > 0]
+            ax.plot([r.confidence[j] for j in used], [r.accuracy[j] for j in used], marker="o", linewidth=1.2,
+                    markersize=3, color=plt.get_cmap("tab10")(i % 10),
+                    label=f"{_cell_name(c, several)} (ECE {r.ece:.3f})")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (softmax over the choices)", ylabel="accuracy")
+        ax.set_title(f"{task}: reliability\nbelow the diagonal: overconfident", fontsize=9)
+        ax.legend(fontsize=6, loc="upper left")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(save(fig, folder / f"reliability_{slug(task)}.png"))
+    return written
+
+
+def selective_figures(cells, folder: Path) -> list[Path]:
+    """Per task with two or more cells, the selective-accuracy curves of its generation cells
+    (diagnostics.CellSelective): accuracy on the most confident fraction of answers (log x, so the top 1% shows),
+    one line per model and setting, the accuracy on every answer dotted; selective_<task>.png."""
+    tasks = _by_task(cells)
+    if not tasks:
+        return []
+    plt = pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, here in tasks.items():
+        several = len({c.cell.model for c in here}) > 1
+        fig, ax = plt.subplots(figsize=(5.0, 4.0))
+        for i, c in enumerate(here):
+            color = plt.get_cmap("tab10")(i % 10)
+            ax.plot(c.curve.fractions, c.curve.selective, color=color, linewidth=1.4,
+                    label=f"{_cell_name(c, several)} ({c.metric})")
+            ax.axhline(c.curve.accuracy, color=color, linestyle=":", linewidth=1)
+        ax.set_xscale("log")
+        ax.set(xlim=(0.01, 1), ylim=(-0.02, 1.02), xlabel="fraction of answers kept, most confident first",
+               ylabel="accuracy")
+        ax.set_title(f"{task}: selective accuracy by log P(answer)\ndotted: on every answer", fontsize=9)
+        ax.legend(fontsize=6)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(save(fig, folder / f"selective_{slug(task)}.png"))
+    return written

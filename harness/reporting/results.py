@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness import invariance
 from harness.config import RunConfig
+from harness.contamination.runfiles import write_files as write_contamination
 from harness.errors import HarnessError
 from harness.files import atomic_folder, check_writable, claim, release, why
 from harness.pipeline import RunOutput
@@ -87,13 +88,16 @@ def _write_files(tmp: Path, frame: pd.DataFrame, output: RunOutput, config: RunC
     with open(tmp / "samples.jsonl", "w", encoding="utf-8") as f:
         for sample in output.samples:
             f.write(json.dumps(sample.to_json(), ensure_ascii=False) + "\n")
+    if output.contamination is not None:  # --overlap: contamination.csv and the examples' labels (overlap.csv)
+        write_contamination(output.contamination, tmp, run)
     document = manifest(output, config, run)
     (tmp / "run.json").write_text(json.dumps(document, indent=2) + "\n")
     name = output.model.get("name", run)
     samples = samples_frame(output.samples, name)
     # report.md, .tex, .html, plots/
     report = build_report(frame, samples, title=f"Run {run}", finetune={name: output.finetune},
-                          models={name: with_memory(output.model, document)}, warnings=output.warnings)
+                          models={name: with_memory(output.model, document)}, warnings=output.warnings,
+                          contamination=(output.contamination,) if output.contamination else ())
     write_pages(tmp, report)
     if "lm-eval" in config.formats:
         write_lmeval(tmp / "lm-eval", output, name, config.limit or 0)
@@ -105,6 +109,9 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     cfg["settings"] = [s.value for s in config.settings]
     cfg["dtype"] = config.dtype.value
+    if config.overlap is None:  # a run without --overlap writes the run.json it always wrote
+        del cfg["overlap"]
+    study = {"contamination": output.contamination.to_json()} if output.contamination else {}
     return {
         "run": run,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -133,6 +140,7 @@ def manifest(output: RunOutput, config: RunConfig, run: str) -> dict:
         "warnings": list(output.warnings),  # fallbacks the run took, as said on stderr
         "skipped": output.skipped,  # task -> why it could not run (--skip-invalid)
         "memory": peak_memory(),
+        **study,  # --overlap: the study used (path, sha256 of overlap.csv, N per task, corpus files), what it covered
     }
 
 

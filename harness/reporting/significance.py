@@ -8,7 +8,13 @@ averaged over the seeds; the spread across seeds is reported separately (tables.
   aggregate for each, and take the 2.5 / 97.5 percentiles of the difference; seeded and vectorised.
 - McNemar's exact test for 0/1 metrics with one seed: only discordant pairs count; b = examples right in
   the setting and wrong in ZS, c = the reverse; p = two-sided binomial(b + c, 1/2) tail, no approximation.
-A difference is marked significant when its p-value is below ALPHA.
+A difference is marked significant when its p-value is below ALPHA (`significant`). One report makes many such
+tests, so each family (every setting against ZS; every model against the first) also gets Holm's step-down
+correction (`p_holm`, `significant_holm`: the chance of any false finding in the family stays below ALPHA),
+and the reading a person wants (`direction`: better / worse / no detectable difference, in the metric's own
+direction, after the correction). `mdd` is the minimum detectable difference (power.py): the smallest true
+difference the test finds 80% of the time at ALPHA; a difference that is not detectable says "smaller than
+about the MDD, probably", never "none".
 
 Between two models or runs (paired_between, model_comparisons) examples are paired by their document
 text (the rendered prompt, and the demonstration seed), never by position or id, so runs over differently
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.reporting import power
 from harness.samples import Sample
 
 ALPHA = 0.05
@@ -31,7 +38,8 @@ SEED = 20240607
 CHUNK = 500  # bootstrap draws per matrix product: bounds memory for large n
 
 COLUMNS = ["model", "task", "metric", "setting", "k", "n", "seeds", "delta", "ci_low", "ci_high", "p_value", "test",
-           "significant"]
+           "significant", "mdd", "p_holm", "significant_holm", "direction"]
+NOT_DETECTABLE = "no detectable difference"
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Paired:
     ci_high: float
     p_value: float
     test: str  # "mcnemar" or "bootstrap"
+    mdd: float = math.nan  # minimum detectable difference (power.py), in the metric's units
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -76,11 +85,13 @@ def compare_pair(a: np.ndarray, b: np.ndarray, aggregate=_mean, binary: bool = F
     if binary:
         better = int(np.sum((b[:, 0] == 1) & (a[:, 0] == 0)))
         worse = int(np.sum((b[:, 0] == 0) & (a[:, 0] == 1)))
-        return Paired(delta, float(low), float(high), mcnemar_exact(better, worse), "mcnemar")
+        return Paired(delta, float(low), float(high), mcnemar_exact(better, worse), "mcnemar",
+                      power.paired_proportions_mdd(a[:, 0], b[:, 0]))
     # two-sided bootstrap p-value: how often the resampled difference falls on the other side of zero
     # (never below 1 / ITERS: that is all the resamples can resolve)
     p = min(1.0, max(2.0 * min(np.mean(draws <= 0), np.mean(draws >= 0)), 1.0 / len(draws))) if delta != 0 else 1.0
-    return Paired(delta, float(low), float(high), float(p), "bootstrap")
+    mdd = power.mdd_from_stderr(float(np.std(draws, ddof=1)))
+    return Paired(delta, float(low), float(high), float(p), "bootstrap", mdd)
 
 
 def _aggregate_of(metric: str):
@@ -88,6 +99,24 @@ def _aggregate_of(metric: str):
 
     found = METRICS.get(metric)
     return found.aggregate if found else _mean
+
+
+def higher_is_better(metric: str) -> bool:
+    """The metric's direction (harness/metrics.py); a metric it does not know reads as higher-is-better."""
+    from harness.metrics import METRICS
+
+    found = METRICS.get(metric)
+    return found.higher_is_better if found else True
+
+
+def with_family(tests: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one family of tests with Holm's correction across all of them (untested rows, NaN p, stay
+    out of the count) and each difference's reading in its metric's direction, after the correction."""
+    p_holm = power.holm(tests["p_value"].to_numpy(dtype=np.float64)) if len(tests) else np.empty(0)
+    significant = p_holm < ALPHA  # NaN compares False
+    words = [power.direction(float(d), bool(s), higher_is_better(m))
+             for d, s, m in zip(tests["delta"], significant, tests["metric"], strict=True)]
+    return tests.assign(p_holm=p_holm, significant_holm=significant.astype(bool), direction=words)
 
 
 def _by_example(rows: pd.DataFrame) -> tuple[pd.Index, np.ndarray, int]:
@@ -120,8 +149,8 @@ def paired_comparisons(samples: pd.DataFrame | None) -> pd.DataFrame:
             r = compare_pair(a, b, _aggregate_of(metric), binary)
             out.append({"model": model, "task": task, "metric": metric, "setting": setting, "k": int(k),
                         "n": len(common), "seeds": seeds, "delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                        "p_value": r.p_value, "test": r.test, "significant": r.p_value < ALPHA})
-    return _without_fs1_twins(pd.DataFrame(out, columns=COLUMNS))
+                        "p_value": r.p_value, "test": r.test, "significant": r.p_value < ALPHA, "mdd": r.mdd})
+    return with_family(_without_fs1_twins(pd.DataFrame(out, columns=COLUMNS)))
 
 
 def _without_fs1_twins(paired: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +162,7 @@ def _without_fs1_twins(paired: pd.DataFrame) -> pd.DataFrame:
 
 
 BETWEEN = ["model_a", "model_b", "task", "metric", "setting", "k", "n", "seeds", "delta", "ci_low", "ci_high",
-           "p_value", "test", "significant", "only_a", "only_b"]
+           "p_value", "test", "significant", "only_a", "only_b", "mdd", "p_holm", "significant_holm", "direction"]
 
 
 def _prompt_keys(rows: pd.DataFrame) -> list[tuple]:
@@ -181,13 +210,13 @@ def paired_between(a: pd.DataFrame, b: pd.DataFrame, model_a: str = "A", model_b
                 "k": int(k), "n": len(x), "seeds": seeds, "only_a": only_a, "only_b": only_b}
         if len(x) < 2:
             out.append(base | {"delta": math.nan, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan,
-                               "test": "none (fewer than 2 paired examples)", "significant": False})
+                               "test": "none (fewer than 2 paired examples)", "significant": False, "mdd": math.nan})
             continue
         binary = seeds == 1 and x.shape[1] == 1 and bool(np.isin(np.concatenate([x, y]), (0.0, 1.0)).all())
         r = compare_pair(x, y, _aggregate_of(metric), binary)
         out.append(base | {"delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-                           "test": r.test, "significant": r.p_value < ALPHA})
-    return pd.DataFrame(out, columns=BETWEEN)
+                           "test": r.test, "significant": r.p_value < ALPHA, "mdd": r.mdd})
+    return with_family(pd.DataFrame(out, columns=BETWEEN))
 
 
 def model_comparisons(samples: pd.DataFrame | None) -> pd.DataFrame:
@@ -197,4 +226,4 @@ def model_comparisons(samples: pd.DataFrame | None) -> pd.DataFrame:
     models = list(dict.fromkeys(samples["model"]))
     parts = [paired_between(samples[samples["model"] == models[0]], samples[samples["model"] == other],
                             models[0], other) for other in models[1:]]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=BETWEEN)
+    return with_family(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame(columns=BETWEEN)

@@ -3,7 +3,8 @@
 Rows are task x metric; columns are model x {ZS, 1S, FS(k), FT}. A cell is the mean over demonstration
 seeds of the value, ± the across-example standard error (mean over seeds), σ_seed the across-seed spread
 (std of the seed values) when there are several seeds, and for settings other than ZS the difference
-against ZS with * when the paired test (harness.reporting.significance) finds it significant.
+against ZS with * when the paired test (harness.reporting.significance) finds it significant after Holm's
+correction across the report's tests against ZS.
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ def fmt(value: float, reference: float | None = None) -> str:
     return f"{value:.2f}" if scale >= 10 else f"{value:.3f}"
 
 
+def signed(value: float, reference: float | None = None) -> str:
+    """A difference with its sign: 3 decimals below 10, 1 above (perplexities); `reference` sets the scale, so
+    both ends of an interval read alike."""
+    return f"{value:+.1f}" if abs(reference if reference is not None else value) >= 10 else f"{value:+.3f}"
+
+
+def reading(r: dict) -> str:
+    """better / worse after Holm's correction, else what the test could not have seen: 'not detectable (MDD x)'."""
+    if r["significant_holm"]:
+        return r["direction"]
+    if pd.isna(r["mdd"]) or (r["mdd"] == 0 and r["delta"] == 0):
+        return "not detectable (no example differs)"
+    return f"not detectable (MDD {fmt(r['mdd'], r['delta'] if abs(r['delta']) >= 10 else None)})"
+
+
 def cell_text(cell: pd.Series | None, zs: pd.Series | None, test: dict | None,
               header_k: int | None) -> tuple[str, bool]:
     """The text of one cell and whether its difference against ZS is significant."""
@@ -92,7 +108,7 @@ def cell_text(cell: pd.Series | None, zs: pd.Series | None, test: dict | None,
         text += f" (k={cell['k']})"
     if cell["setting"] in ("1S", "FS") and cell["k_used"] < cell["k"] - 1e-9:
         text += f" [k_used {cell['k_used']:.1f}]"
-    significant = bool(test and test["significant"])
+    significant = bool(test and test["significant_holm"])
     if cell["setting"] != "ZS" and zs is not None and not pd.isna(zs["value"]):
         text += (f" Δ {cell['value'] - zs['value']:+.{2 if abs(zs['value']) >= 10 else 3}f}"
                  + ("*" if significant else ""))
@@ -178,17 +194,20 @@ def sweep_grid(cells: pd.DataFrame) -> Grid:
 
 
 def significance_grid(paired: pd.DataFrame, legend: dict[str, str]) -> Grid:
-    """Every paired comparison against ZS: difference, 95% bootstrap CI, p-value and test."""
+    """Every paired comparison against ZS: difference, 95% bootstrap CI, raw and Holm-adjusted p-values, the test,
+    its minimum detectable difference and the reading (better / worse / not detectable)."""
     back = {m: label for label, m in legend.items()}
     rows, marks = [], []
     for r in paired.to_dict("records"):
         setting = column_label(r["setting"], r["k"])
         ref = r["delta"] if abs(r["delta"]) >= 10 else None
+        mdd = "–" if pd.isna(r["mdd"]) else fmt(r["mdd"], ref)
         rows.append((r["task"], r["metric"], back.get(r["model"], r["model"]), f"{setting} − ZS", str(r["n"]),
-                     str(r["seeds"]), f"{r['delta']:+.3f}", f"[{fmt(r['ci_low'], ref)}, {fmt(r['ci_high'], ref)}]",
-                     f"{r['p_value']:.3g}", r["test"], "yes" if r["significant"] else "no"))
-        marks.append((False,) * 10 + (bool(r["significant"]),))
-    labels = ("task", "metric", "model", "difference", "n", "seeds", "Δ", "95% CI", "p", "test", "significant")
+                     str(r["seeds"]), signed(r["delta"], ref), f"[{fmt(r['ci_low'], ref)}, {fmt(r['ci_high'], ref)}]",
+                     f"{r['p_value']:.3g}", f"{r['p_holm']:.3g}", r["test"], mdd, reading(r)))
+        marks.append((False,) * 12 + (bool(r["significant_holm"]),))
+    labels = ("task", "metric", "model", "difference", "n", "seeds", "Δ", "95% CI", "p", "p (Holm)", "test", "MDD",
+              "reading")
     return Grid(labels, tuple(rows), marks=tuple(marks))
 
 

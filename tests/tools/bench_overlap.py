@@ -6,10 +6,12 @@ the task side: piqa's validation split (1,838 examples), at --ngram N. Each meas
 
 - harness: harness.contamination (task N-gram hashes, numpy over each 128 KiB chunk), with 1 and with 2 workers;
   the UTF-8 check before the scan is timed apart.
+- harness on Ray (--ray): the same shards as Ray tasks on a local one-machine cluster with 2 CPUs (--workers 2);
+  the cluster's start is timed apart, and the dirty set must equal the local one's.
 - baseline: a set of word tuples of the task N-grams; the corpus read line by line, words by the same regex, every
   corpus N-gram built as a tuple and looked up one by one (N-grams only: no whole match of short examples).
 
-    PYTHONPATH=. .venv/bin/python tests/tools/bench_overlap.py [--mb 50] [--ngram 13] [--repeats 2]
+    PYTHONPATH=. .venv/bin/python tests/tools/bench_overlap.py [--mb 50] [--ngram 13] [--repeats 2] [--ray]
 
 Timings on a shared machine are noisy: read the ratios.
 """
@@ -52,6 +54,31 @@ def piqa_texts(ngram: int):
 def peak_mb() -> float:
     usage = (resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return max(usage) / 1024  # KiB -> MiB
+
+
+def child_ray(corpus: Path, ngram: int, workers: int) -> dict:
+    import ray
+
+    from harness.contamination.corpus import check_file, resolve_corpus
+    from harness.contamination.index import build_index
+    from harness.contamination.normalize import words
+    from harness.contamination.ray_scan import scan_on_ray
+    from harness.contamination.scan import ScanSettings
+
+    texts = [words(t) for t in piqa_texts(ngram)]
+    files = resolve_corpus([corpus])
+    for file in files:
+        check_file(file)
+    index = build_index(texts, [ngram] * len(texts))
+    started = time.perf_counter()
+    ray.init(num_cpus=workers, _node_ip_address="127.0.0.1", include_dashboard=False, configure_logging=False)
+    booted = time.perf_counter() - started
+    started = time.perf_counter()
+    result = scan_on_ray(index, files, ScanSettings(workers=workers))
+    seconds = time.perf_counter() - started
+    ray.shutdown()
+    return {"seconds": seconds, "start_seconds": booted, "dirty": sorted(result.hits), "words": result.words,
+            "peak_mb": peak_mb()}
 
 
 def child_harness(corpus: Path, ngram: int, workers: int) -> dict:
@@ -119,13 +146,16 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=50.0)
     parser.add_argument("--ngram", type=int, default=13)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--child", choices=["harness", "baseline"], default=None)
+    parser.add_argument("--child", choices=["harness", "ray", "baseline"], default=None)
+    parser.add_argument("--ray", action="store_true", help="also the Ray build (needs ray installed)")
     parser.add_argument("--corpus", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     if args.child:
-        run = child_harness(args.corpus, args.ngram, args.workers) if args.child == "harness" else \
-            child_baseline(args.corpus, args.ngram)
+        children = {"harness": lambda: child_harness(args.corpus, args.ngram, args.workers),
+                    "ray": lambda: child_ray(args.corpus, args.ngram, args.workers),
+                    "baseline": lambda: child_baseline(args.corpus, args.ngram)}
+        run = children[args.child]()
         print(json.dumps(run))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +164,8 @@ def main() -> None:
         runs = {"baseline (Python set)": measure("baseline", corpus, args.ngram, 1, args.repeats),
                 "harness, 1 worker": measure("harness", corpus, args.ngram, 1, args.repeats),
                 "harness, 2 workers": measure("harness", corpus, args.ngram, 2, args.repeats)}
+        if args.ray:
+            runs["harness, Ray 2 workers"] = measure("ray", corpus, args.ngram, 2, args.repeats)
     base = runs["baseline (Python set)"]
     print(f"corpus {size / 1e6:.1f} MB ({base['words']:,} words); piqa validation, N = {args.ngram}; "
           f"best of {args.repeats}")
@@ -144,6 +176,11 @@ def main() -> None:
     one = runs["harness, 1 worker"]
     print(f"harness: UTF-8 check {one['check_seconds']:.2f} s ({size / 1e6 / one['check_seconds']:.0f} MB/s), "
           f"index of {one['grams']:,} N-grams built in {one['index_seconds']:.2f} s ({one['index_mb']:.1f} MB)")
+    if "harness, Ray 2 workers" in runs:
+        on_ray = runs["harness, Ray 2 workers"]
+        same = "the same dirty set as" if on_ray["dirty"] == one["dirty"] else "a DIFFERENT dirty set from"
+        print(f"Ray: cluster start {on_ray['start_seconds']:.1f} s (not in its seconds); {same} the local scan "
+              "(peak MB: the driver only)")
     if one["words"] != base["words"]:
         print(f"warning: word counts differ: harness {one['words']:,}, baseline {base['words']:,}")
 

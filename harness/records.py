@@ -105,6 +105,7 @@ class RollingRequest:
     id: str
     text: str
     stride: int = 0  # tokens predicted per window after the first (scoring.rolling_windows); 0: disjoint windows
+    window: int = 0  # tokens per window, at most the model's length; 0: the model's length
     kind: RequestKind = field(default=RequestKind.ROLLING, init=False)
 
 

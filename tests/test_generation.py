@@ -246,3 +246,26 @@ def test_smollm2_batched_equals_generate_one_at_a_time():
         assert got[str(i)].text == cut_at_stop(want, ("\n",)), p
     ours = HFModel(reference.from_hf(hf, AttentionImpl.SDPA), tok, "ref", driver=reference.DRIVER)
     assert {k: v.text for k, v in ours.generate(requests).items()} == {k: v.text for k, v in got.items()}
+
+
+def test_a_sliding_window_model_generates_as_transformers_does(gpt2_tokenizer):
+    """Gemma 3's sliding-window layers keep only their window in the cache, which rows leaving a batch cannot cut
+    by column: such a model decodes one row at a time, and every text equals transformers' generate, prompts
+    longer than the 8-token window included."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(3)
+    eos = gpt2_tokenizer.eos_token_id
+    config = Gemma3TextConfig(
+        vocab_size=len(gpt2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, head_dim=8,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"], bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    )
+    hf = scramble(Gemma3ForCausalLM(config), seed=3, std=0.1)
+    model = HFModel(hf, gpt2_tokenizer, "tiny-gemma3")
+    requests = [GenerateRequest(f"g{i}", p, ("\n\n",), n) for i, (p, n) in enumerate(zip(PROMPTS, MAX_NEW))]
+    got = model.generate(requests)
+    for r, job in zip(requests, jobs_for(model, MAX_NEW), strict=True):
+        want = gpt2_tokenizer.decode(expected_tokens(hf, list(job.context), job.max_new_tokens, eos),
+                                     skip_special_tokens=True)
+        assert got[r.id].text == cut_at_stop(want, r.stop), r.id

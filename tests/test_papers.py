@@ -182,6 +182,27 @@ def test_windowed_bigram_perplexity_equals_the_plain_one():
     assert (1 / plain) ** Fraction(1, 10) == pytest.approx(14.994526670267291, rel=1e-12)  # the perplexity
 
 
+def test_a_window_caps_the_rolling_context_below_the_models_length(tiny_gpt2_dir):
+    """window 32, stride 8 on the 128-position tiny GPT-2: the sum of log-probabilities over
+    rolling_windows(.., 32, 8), each window one hand forward pass; window 0 or larger than the model is its length."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf, tok = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir).eval(), AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    model = HFModel(hf, tok, "tiny")
+    text = " ".join(f"word{i % 17} and more" for i in range(60))  # about 240 tokens: several windows of either size
+    tokens = model.encode(text)
+    hand = 0.0
+    for w in scoring.rolling_windows(tokens, model.prefix_token, 32, 8):
+        ids = list(w.context + w.continuation)[-33:]
+        with torch.no_grad():
+            logp = torch.log_softmax(hf(torch.tensor([ids[:-1]])).logits[0].double(), -1)
+        start = len(ids) - 1 - len(w.continuation)
+        hand += sum(float(logp[start + j, t]) for j, t in enumerate(w.continuation))
+    got = model.loglikelihood_rolling([RollingRequest("w", text, 8, 32), RollingRequest("m", text, 8, 0),
+                                       RollingRequest("big", text, 8, 4096)])
+    assert got["w"].n_tokens == len(tokens) and got["w"].logprob == pytest.approx(hand, abs=1e-3)
+    assert got["m"] == got["big"] and got["m"].logprob != pytest.approx(hand, abs=1e-3)
+
 class PositionalBigram(BigramLM):
     """logits[b, t] = table[input_ids[b, t]] + bias[t]: the position in the window matters, so the windows do."""
 

@@ -40,6 +40,13 @@ def test_units_are_distinct_payloads_with_content_keys():
         plan.join({u.key: 0 for u in plan.units[1:]})
 
 
+def test_a_rolling_requests_stride_and_window_are_keyed_by_name():
+    """Stride 1024 and window 1024 ask different questions; unset (0) they leave the key of a plain request."""
+    keys = [content_key(RollingRequest("d", "text", *how)) for how in ((), (1024,), (0, 1024), (512, 1024))]
+    assert len(set(keys)) == 4
+    assert content_key(RollingRequest("d", "text", 0, 0)) == keys[0]
+
+
 class OneByOneBackwards:
     """An executor that runs the units last first, one per model call: a different order and other batches."""
 

@@ -20,9 +20,14 @@ from harness.records import Request, RequestKind, Result
 
 
 def payload(request: Request) -> tuple:
-    """What a request asks of the model, without its id (a rolling request's default stride 0 left out, so its
-    content key, and the result cache's, is the one it had before strides existed; a strided one differs)."""
-    return tuple(v for k, v in vars(request).items() if k not in ("id", "kind") and not (k == "stride" and v == 0))
+    """What a request asks of the model, without its id. A rolling request's stride and window enter by name when
+    they are set (so stride 1024 and window 1024 differ) and not at all when 0, so a plain rolling request's content
+    key, and the result cache's, is the one it had before they existed."""
+    return tuple((k, v) if k in _NAMED else v for k, v in vars(request).items()
+                 if k not in ("id", "kind") and not (k in _NAMED and v == 0))
+
+
+_NAMED = ("stride", "window")  # optional request fields keyed by name
 
 
 def content_key(request: Request) -> str:

@@ -229,7 +229,8 @@ class HFModel:
     def loglikelihood_rolling(self, requests: Sequence[RollingRequest]) -> dict[str, RollingResult]:
         rows, owner = [], []
         for r in requests:
-            for window in scoring.rolling_windows(self.encode(r.text), self.prefix_token, self.max_length, r.stride):
+            length = min(r.window, self.max_length) if r.window else self.max_length
+            for window in scoring.rolling_windows(self.encode(r.text), self.prefix_token, length, r.stride):
                 rows.append(scoring.model_input(window, self.max_length))
                 owner.append(r.id)
         scores = self._score_rows(rows)
@@ -280,6 +281,9 @@ class HFModel:
             decode,
             GENERATE_FACTOR * self.batch_tokens,
             self.batch_tokens,
+            # a sliding-window layer's cache (Gemma 3) keeps only its window, so it cannot be cut by column when rows
+            # leave a batch: such a model decodes one row at a time, as transformers' generate does
+            max_rows=1 if _sliding(self.module) else generation.MAX_ROWS,
         )
         texts = [cut_at_stop(decode(ids), r.stop) for r, ids in zip(requests, new, strict=True)]
         # the answer's confidence, scored as a loglikelihood request of its text: the batch-invariant scorer, so
@@ -314,3 +318,8 @@ def max_length_of(model, tokenizer) -> int:
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         return limit
     return DEFAULT_MAX_LENGTH
+
+
+def _sliding(module) -> bool:
+    """Whether some attention layer of the model attends a sliding window (its config's layer_types)."""
+    return "sliding_attention" in (getattr(getattr(module, "config", None), "layer_types", None) or ())

@@ -172,10 +172,9 @@ def _cell_name(c, several: bool) -> str:
     return f"{c.cell.model} {c.cell.label}" if several else c.cell.label
 
 
-def reliability_figures(cells, folder: Path) -> list[Path]:
-    """Per task with two or more cells, the reliability diagram of its multiple-choice cells
-    (diagnostics.CellReliability): accuracy against mean confidence in each bin that holds answers, one line per
-    model and setting, the diagonal dashed (below it: overconfident); reliability_<task>.png."""
+def _task_figures(cells, folder: Path, name: str, size: tuple[float, float], draw) -> list[Path]:
+    """One figure per task with two or more cells, <name>_<task>.png: `draw(plt, ax, task, cells, several models)`
+    fills its axes."""
     tasks = _by_task(cells)
     if not tasks:
         return []
@@ -183,8 +182,19 @@ def reliability_figures(cells, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for task, here in tasks.items():
-        several = len({c.cell.model for c in here}) > 1
-        fig, ax = plt.subplots(figsize=(4.6, 4.2))
+        fig, ax = plt.subplots(figsize=size)
+        draw(plt, ax, task, here, len({c.cell.model for c in here}) > 1)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        written.append(save(fig, folder / f"{name}_{slug(task)}.png"))
+    return written
+
+
+def reliability_figures(cells, folder: Path) -> list[Path]:
+    """Per task with two or more cells, the reliability diagram of its multiple-choice cells
+    (diagnostics.CellReliability): accuracy against mean confidence in each bin that holds answers, one line per
+    model and setting, the diagonal dashed (below it: overconfident); reliability_<task>.png."""
+    def draw(plt, ax, task, here, several):
         ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1, label="calibrated")
         for i, c in enumerate(here):
             r = c.reliability
@@ -195,25 +205,15 @@ def reliability_figures(cells, folder: Path) -> list[Path]:
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (softmax over the choices)", ylabel="accuracy")
         ax.set_title(f"{task}: reliability\nbelow the diagonal: overconfident", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        written.append(save(fig, folder / f"reliability_{slug(task)}.png"))
-    return written
+
+    return _task_figures(cells, folder, "reliability", (4.6, 4.2), draw)
 
 
 def selective_figures(cells, folder: Path) -> list[Path]:
     """Per task with two or more cells, the selective-accuracy curves of its generation cells
     (diagnostics.CellSelective): accuracy on the most confident fraction of answers (log x, so the top 1% shows),
     one line per model and setting, the accuracy on every answer dotted; selective_<task>.png."""
-    tasks = _by_task(cells)
-    if not tasks:
-        return []
-    plt = pyplot()
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for task, here in tasks.items():
-        several = len({c.cell.model for c in here}) > 1
-        fig, ax = plt.subplots(figsize=(5.0, 4.0))
+    def draw(plt, ax, task, here, several):
         for i, c in enumerate(here):
             color = plt.get_cmap("tab10")(i % 10)
             ax.plot(c.curve.fractions, c.curve.selective, color=color, linewidth=1.4,
@@ -224,7 +224,5 @@ def selective_figures(cells, folder: Path) -> list[Path]:
                ylabel="accuracy")
         ax.set_title(f"{task}: selective accuracy by log P(answer)\ndotted: on every answer", fontsize=9)
         ax.legend(fontsize=6)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        written.append(save(fig, folder / f"selective_{slug(task)}.png"))
-    return written
+
+    return _task_figures(cells, folder, "selective", (5.0, 4.0), draw)

@@ -159,7 +159,7 @@ def _cloze_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
 
 
 def _rolling_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
-    return [RollingRequest(target_id(p), p.query, task.prompt.stride)]
+    return [RollingRequest(target_id(p), p.query, task.prompt.stride, task.prompt.window)]
 
 
 def _generate_requests(task: TaskSpec, p: Prompt, r: Rendered) -> list[Request]:
@@ -305,7 +305,8 @@ KINDS: dict[TaskKind, KindRules] = {
         pairs=lambda r, d: [("", d + r.target)], gold=lambda r, d: ("", d + r.target), budget=_LOGLIKELIHOOD_BUDGET,
     ),
     TaskKind.PERPLEXITY: KindRules(
-        request_kind=RequestKind.ROLLING, required=("text",), allowed=frozenset({"text", "units_text", "stride"}),
+        request_kind=RequestKind.ROLLING, required=("text",),
+        allowed=frozenset({"text", "units_text", "stride", "window"}),
         render=_render_document, requests=_rolling_requests, outcome=DocumentOutcome,
         build_outcome=_document_outcome, answer=DocumentAnswer, sample=_document_sample,
         describe_gold=lambda r: "none (perplexity over the document)", lmeval_output_type="loglikelihood_rolling",

@@ -49,6 +49,7 @@ class PromptSpec:
     text: str = ""  # perplexity: the document
     units_text: str = ""  # perplexity: text whose words/bytes normalise (default: text)
     stride: int = 0  # perplexity: tokens predicted per rolling window after the first; 0: disjoint windows (lm-eval)
+    window: int = 0  # perplexity: tokens per window (GPT-2's 1024 for Table 3), at most the model's; 0: the model's
     target_delimiter: str = " "
     demo_separator: str = "\n\n"
     stop: tuple[str, ...] = ("\n\n",)

@@ -110,9 +110,10 @@ def _prompt_spec(where: Where, prompt: dict[str, Any], kind: TaskKind) -> Prompt
         elif key == "filters":
             values[key] = tuple(where.enum_value(Filter, f, "prompt.filters")
                                 for f in where.strings(prompt, key, None, prefix="prompt."))
-        elif key == "stride":
+        elif key in ("stride", "window"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise where.error("prompt.stride", "must be a non-negative integer (tokens; 0: disjoint windows)")
+                zero = "disjoint windows" if key == "stride" else "the model's length"
+                raise where.error(f"prompt.{key}", f"must be a non-negative integer (tokens; 0: {zero})")
             values[key] = value
         elif key == "max_new_tokens":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -49,14 +49,18 @@ def gpt2_tokenizer(gpt2_tokenizer_dir):
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory, gpt2_tokenizer) -> Path:
     """A randomly initialised 2-layer GPT2LMHeadModel with the real tokenizer, saved as a folder."""
+    return write_tiny_gpt2(tmp_path_factory.mktemp("tiny_gpt2"), gpt2_tokenizer)
+
+
+def write_tiny_gpt2(folder: Path, tokenizer, n_positions: int = 128) -> Path:
+    """tiny_gpt2_dir's model (seed 0, 2 layers, 32 wide) with `n_positions` positions, saved into `folder`."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=128, vocab_size=len(gpt2_tokenizer))
-    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=n_positions, vocab_size=len(tokenizer))
     GPT2LMHeadModel(config).save_pretrained(folder)
-    gpt2_tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder
 
 

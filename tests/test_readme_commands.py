@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from tests.conftest import SHARED_DATA, TOY_MC, make_task_env
+from tests.conftest import SHARED_DATA, TOY_MC, make_task_env, write_tiny_gpt2
 from tests.helpers import run_cli
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -142,15 +142,7 @@ class Workdir:
 def readme_gpt2(tmp_path_factory, gpt2_tokenizer) -> Path:
     """tiny_gpt2_dir's model with GPT-2's own 1024 positions: gpt3-small's WMT task generates up to 256 tokens,
     more than tiny_gpt2_dir's 128 positions hold."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=1024, vocab_size=len(gpt2_tokenizer))
-    folder = tmp_path_factory.mktemp("readme_gpt2")
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    gpt2_tokenizer.save_pretrained(folder)
-    return folder
+    return write_tiny_gpt2(tmp_path_factory.mktemp("readme_gpt2"), gpt2_tokenizer, n_positions=1024)
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from harness.cli import main
 from tests.conftest import SHARED_DATA
 from tests.test_contamination import CORPORA, PIQA, pick_plants, piqa_texts, plant, read_csv
 
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time when tests run in parallel
-
 
 @pytest.fixture(scope="module")
 def cluster():

@@ -22,8 +22,6 @@ from harness.execution.plan import make_plan
 from harness.records import RequestKind, Setting
 from tests.conftest import CLOZE_ROWS, MC_ROWS, TOY_CLOZE, TOY_DOCS, TOY_GEN, TOY_MC, write_jsonl
 
-pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time when tests run in parallel
-
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("scores.csv", "samples.jsonl", "report.md")
 

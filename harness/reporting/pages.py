@@ -313,8 +313,7 @@ def terminal_summary(report: Report) -> str:
     lines = []
     if report.legend:
         lines += ["Models: " + "; ".join(f"{k} = {m}" for k, m in report.legend.items()), ""]
-    lines += [f"warning: {w}" for w in report.warnings]
-    lines += [markdown(report.main), "", cell_legend(report.cells, _splits(report))]
+    lines += [markdown(report.main), "", cell_legend(report.cells, _splits(report))]  # warnings: on stderr already
     found, bullets = [], 0
     for line in summary_lines(report, undetected=False):
         bullets += line.startswith("- ")

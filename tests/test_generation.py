@@ -20,7 +20,7 @@ from harness.models.gpt import AttentionImpl
 from harness.models.hf import HFModel
 from harness.models.kvcache import KVCache
 from harness.models.transformers_driver import transformers_cached
-from harness.records import GenerateRequest
+from harness.records import GenerateRequest, LoglikelihoodRequest
 
 SMOLLM2 = user_cache() / "models" / "smollm2-135m"
 PROMPTS = [
@@ -269,3 +269,29 @@ def test_a_sliding_window_model_generates_as_transformers_does(gpt2_tokenizer):
         want = gpt2_tokenizer.decode(expected_tokens(hf, list(job.context), job.max_new_tokens, eos),
                                      skip_special_tokens=True)
         assert got[r.id].text == cut_at_stop(want, r.stop), r.id
+
+
+def test_a_sliding_window_model_scores_long_rows_as_a_full_forward_does(gpt2_tokenizer):
+    """A row longer than the 8-token window: each layer must attend as transformers' own masks say (the packed
+    paths' masks do not know the window), so the scorer's log-likelihood equals a plain forward pass's."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(4)
+    eos = gpt2_tokenizer.eos_token_id
+    config = Gemma3TextConfig(
+        vocab_size=len(gpt2_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, head_dim=8,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"], bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
+    )
+    hf = scramble(Gemma3ForCausalLM(config), seed=4, std=0.1)
+    model = HFModel(hf, gpt2_tokenizer, "tiny-gemma3")
+    context, continuation = PROMPTS[2], " and sleeps under a tall old tree until the morning comes"
+    got = model.loglikelihood([LoglikelihoodRequest("r", context, continuation)])["r"]
+    pair = model._encode_pair(context, continuation)
+    ids = list(pair.context + pair.continuation)
+    assert len(ids) > 3 * config.sliding_window
+    with torch.no_grad():
+        logp = torch.log_softmax(hf(torch.tensor([ids[:-1]])).logits[0].double(), -1)  # (T, V)
+    start = len(pair.context) - 1
+    hand = sum(float(logp[start + j, t]) for j, t in enumerate(pair.continuation))
+    assert got.logprob == pytest.approx(hand, abs=1e-4) and model.pack_mode.value == "plain"

@@ -169,6 +169,10 @@ class HFModel:
 
     @property
     def pack_mode(self) -> PackMode:
+        if self._pack is None and _sliding(self.module):
+            # a sliding-window layer must not see keys beyond its window, which the packed paths' masks do not
+            # say (and their probe's short rows cannot show): transformers builds those masks from plain rows
+            self._pack = PackMode.PLAIN
         if self._pack is None:
             # the mode probe's rows are a few tokens: any budget holds them, and the batch-size probe can wait
             plain = lambda rows: self._score_plain(rows, CPU_BATCH_TOKENS)

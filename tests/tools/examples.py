@@ -25,8 +25,10 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, list[dict]]:
         return tomllib.load(f)
 
 
-def names(manifest: dict[str, list[dict]]) -> list[str]:
-    return [entry["name"] for kind in ("pretrain", "run", "report") for entry in manifest.get(kind, [])]
+def names(manifest: dict[str, list[dict]], committed_only: bool = False) -> list[str]:
+    """The examples in order; `committed_only`: those results/ holds (not `committed = false`)."""
+    return [entry["name"] for kind in ("pretrain", "run", "report") for entry in manifest.get(kind, [])
+            if not committed_only or entry.get("committed", True)]
 
 
 def _harness() -> str:
@@ -63,6 +65,7 @@ def _replace(name: str, command: list[str], after=None) -> None:
 
 def regenerate(wanted: list[str]) -> None:
     manifest = load_manifest()
+    wanted = wanted or names(manifest, committed_only=True)
     unknown = sorted(set(wanted) - set(names(manifest)))
     if unknown:
         raise SystemExit(f"examples.py: not in {MANIFEST.name}: {', '.join(unknown)} (known: "
@@ -71,7 +74,7 @@ def regenerate(wanted: list[str]) -> None:
     for entry in manifest.get("pretrain", []):
         out = Path(entry["out"]).expanduser()
         model = str(out / "model")
-        if not wanted or entry["name"] in wanted:
+        if entry["name"] in wanted:
             def keep(folder: Path, entry=entry, out=out) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
                 for file in entry["keep"]:
@@ -79,10 +82,10 @@ def regenerate(wanted: list[str]) -> None:
             command = [_harness(), "pretrain", *_expand(entry["args"], model), "--out", str(out)]
             _replace(entry["name"], command, keep)
     for entry in manifest.get("run", []):
-        if not wanted or entry["name"] in wanted:
+        if entry["name"] in wanted:
             _replace(entry["name"], [_harness(), "run", *_expand(entry["args"], model), "--run-name", entry["name"]])
     for entry in manifest.get("report", []):
-        if not wanted or entry["name"] in wanted:
+        if entry["name"] in wanted:
             runs = [f"results/{run}" for run in entry["runs"]]
             _replace(entry["name"], [_harness(), "report", *runs, "--out", f"results/{entry['name']}",
                                      "--title", entry["title"]])
@@ -90,7 +93,7 @@ def regenerate(wanted: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="examples to regenerate (default: all)")
+    parser.add_argument("names", nargs="*", help="examples to regenerate (default: every committed one)")
     regenerate(parser.parse_args().names)
 
 

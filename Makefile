@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/harness run
+	@$(VENV)/bin/harness run
 
 test: setup
 	$(VENV)/bin/ruff check --quiet --select E501 harness tests

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test examples clean chromium
+.PHONY: setup run test test-slow examples clean chromium
 
 setup: $(STAMP) chromium
 
@@ -34,9 +34,13 @@ $(STAMP): pyproject.toml
 run: setup
 	@$(VENV)/bin/harness run
 
+# The suite but its slow tests (under 5 minutes on 2 cores); test-slow runs those (about 2 minutes); CI runs both
 test: setup
 	$(VENV)/bin/ruff check --quiet --select E501 harness tests
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -m slow
 
 # Regenerate the committed example runs of results/examples.toml (about 1.5 hours on 2 cores); NAMES=... for some
 examples: setup

@@ -200,6 +200,7 @@ WORDS = ["amber", "basil", "cedar", "delta", "ember", "fable", "garnet", "harbor
 PLANTED, DOCS = 8, 24
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_DATA / "text_corpus" / "tinyshakespeare.txt").is_file(), reason="no tinyshakespeare")
 def test_a_pretrained_decoder_scores_its_memorised_documents_better(tmp_path, capsys):
     rng = random.Random(0)

@@ -123,6 +123,7 @@ def logits(model, ids: list[int]):
 # ---------------------------------------------------------------- GGUF files through --model
 
 
+@pytest.mark.slow
 def test_gpt2_gguf_loads_with_the_original_logits_and_tokenizer(gpt2_gguf, tiny_gpt2_dir):
     from transformers import GPT2LMHeadModel
 

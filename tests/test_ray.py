@@ -144,6 +144,7 @@ def test_a_ray_run_gives_the_bytes_of_a_local_run(cluster, toy, tiny_gpt2_dir, s
     assert files(toy, out) == files(toy, "local")
 
 
+@pytest.mark.slow
 def test_a_ray_run_of_a_llama_model_in_zs_fs_and_generation_gives_the_bytes_of_a_local_run(cluster, toy,
                                                                                           tiny_llama_dir, small):
     settings = ("--settings", "zs,fs", "--shots", "2")
@@ -154,6 +155,7 @@ def test_a_ray_run_of_a_llama_model_in_zs_fs_and_generation_gives_the_bytes_of_a
     assert b"toy_gen" in files(toy, "llama_local")["samples.jsonl"]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_is_replaced_and_nothing_changes(cluster, toy, tiny_gpt2_dir, small, capfd):
     killed = []
 
@@ -171,6 +173,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_nothing_changes(cluster, toy, t
     assert files(toy, "ray_worker") == files(toy, "local")
 
 
+@pytest.mark.slow
 def test_a_killed_driver_resumes_with_only_the_missing_shards(cluster, toy, tiny_gpt2_dir, small, result_cache):
     argv = args(toy, tiny_gpt2_dir, "ray_driver", "--executor", "ray", "--workers", "2", "--ray-address", cluster)
     died = harness_run(argv, die_after=3)
@@ -256,6 +259,7 @@ def test_workers_share_the_cores_of_a_node_and_hold_a_gpu_each():
         worker_resources(ClusterOptions(), 3, nodes(2))
 
 
+@pytest.mark.slow
 def test_ft_checkpoints_of_several_tasks_train_on_the_cluster_as_locally(cluster, toy, tiny_gpt2_dir, capfd):
     """Two tasks with a train split: their FT checkpoints train as Ray tasks, and the run equals a local run's:
     scores.csv byte for byte, every non-FT sample byte for byte, FT samples with the same predictions and

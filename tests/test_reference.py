@@ -82,6 +82,7 @@ def test_tiny_gpt2_parity(tiny_gpt2):
     assert_parity(hf, ours, torch.tensor([tok.encode("The quick brown fox jumps over the lazy dog.")]))
 
 
+@pytest.mark.slow
 def test_gpt2_small_shape_parity():
     """gpt2-small's exact shape with transformers' random init, over the full 1024 positions (the LM head
     runs at every 8th position and the last 64, on both sides, to keep the test quick)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.reporting.plots import pyplot, save, slug
+from harness.reporting.plots import fit, pyplot, save, slug
 from harness.reporting.tables import sweep_points
 
 WORD_SCRAMBLE = ("anagrams1", "anagrams2", "cycle_letters", "random_insertion", "reversed_words")
@@ -80,7 +80,7 @@ def kshot_figures(cells: pd.DataFrame, folder: Path) -> list[Path]:
         fig.legend(handles, names, fontsize=7, loc="center right", frameon=False)
         fig.suptitle(f"{metric} against k ({fam.replace('_', ' ')}); band: min-max over demonstration seeds",
                      fontsize=9)
-        fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4.6 * len(here) + 1.3), 1))
+        fit(fig, top=0.5, rect=(0, 0, 1 - 1.3 / (4.6 * len(here) + 1.3), 1))
         written.append(save(fig, folder / f"kshot_{slug(fam)}_{slug(metric)}.png"))
     return written
 
@@ -125,6 +125,6 @@ def scale_figures(cells: pd.DataFrame, params: dict[str, float], numbers, folder
             ax.legend(fontsize=6)
         axes[0][0].set_ylabel("score")
         fig.suptitle("score against model size (dashed: GPT-3, Table H.1)", fontsize=9)
-        fig.tight_layout()
+        fit(fig, top=0.6)
         written.append(save(fig, folder / f"scale_{slug(task)}.png"))
     return written

@@ -237,3 +237,17 @@ def test_readme_command_runs(command, request, capsys):
     assert "Traceback" not in err and not any(line.startswith("error: ") for line in err.splitlines()), err
     if argv[0] == "run":  # exactly one new run folder, in the temporary output dir
         assert len(set((workdir.path / "out").glob("*/scores.csv")) - runs_before) == 1, out + err
+
+
+def test_ci_runs_the_readme_test_command_and_the_slow_tests_it_leaves_out():
+    """`make test` leaves the tests marked slow out and `make test-slow` runs just those; .ci/run runs both, the
+    README's test command first, so no test is left out of CI."""
+    root = README.parent
+    ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
+    assert ci.index("make test") < ci.index("make test-slow")
+    assert "make test    #" in README.read_text()
+    targets = {}
+    for block in (root / "Makefile").read_text().split("\n\n"):
+        head, _, body = block.partition(":")
+        targets[head.splitlines()[-1]] = body
+    assert '-m pytest -m "not slow"' in targets["test"] and "-m pytest -m slow" in targets["test-slow"]

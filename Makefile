@@ -36,7 +36,7 @@ run: setup
 
 # The suite but its slow tests (under 5 minutes on 2 cores); test-slow runs those (about 2 minutes); CI runs both
 test: setup
-	$(VENV)/bin/ruff check --quiet --select E501 harness tests
+	$(VENV)/bin/ruff check --quiet --select E501,F401 harness tests
 	$(PY) -m pytest -m "not slow"
 
 test-slow: setup

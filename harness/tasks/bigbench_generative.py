@@ -21,7 +21,6 @@ does. BIG-bench's bleu (through t5) tokenises with sacrebleu's "intl"; bleu here
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from harness.errors import HarnessError, unknown

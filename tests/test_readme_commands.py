@@ -241,13 +241,19 @@ def test_readme_command_runs(command, request, capsys):
 
 def test_ci_runs_the_readme_test_command_and_the_slow_tests_it_leaves_out():
     """`make test` leaves the tests marked slow out and `make test-slow` runs just those; .ci/run runs both, the
-    README's test command first, so no test is left out of CI."""
+    README's test command first, so no test is left out of CI; the README counts the slow tests right."""
     root = README.parent
     ci = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()]
     assert ci.index("make test") < ci.index("make test-slow")
-    assert "make test    #" in README.read_text()
-    targets = {}
-    for block in (root / "Makefile").read_text().split("\n\n"):
-        head, _, body = block.partition(":")
-        targets[head.splitlines()[-1]] = body
-    assert '-m pytest -m "not slow"' in targets["test"] and "-m pytest -m slow" in targets["test-slow"]
+    makefile = (root / "Makefile").read_text()
+
+    def recipe(target: str) -> str:  # the tab-indented lines under `target:`
+        found = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+        assert found, f"the Makefile has no {target} target"
+        return found.group(1)
+
+    assert '-m pytest -m "not slow"' in recipe("test") and "-m pytest -m slow" in recipe("test-slow")
+    marked = sum(path.read_text().count("\n@pytest.mark.slow\n") for path in Path(__file__).parent.glob("test_*.py"))
+    readme = README.read_text()
+    assert "make test    #" in readme and f"leaves out the {marked} tests marked `slow`" in readme
+    assert f"runs the test suite but its {marked} slow tests" in readme
